@@ -1,0 +1,271 @@
+"""The session-authenticated JSON API (`/api/v1/`): parse, call one service or selector, answer.
+
+Errors are always `{"error": {"code": ..., "message": ...}}` with the status from ERROR_STATUS.
+CSRF is enforced by Django's middleware on every unsafe method; nothing here is exempt.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.contrib.auth import authenticate, login, logout
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from . import errors, selectors, services
+from .http import client_ip
+from .models import Secret, Workspace
+
+ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
+    errors.NotFound: 404,
+    errors.AccessDenied: 403,
+    errors.Conflict: 409,
+    errors.InvalidOperation: 400,
+}
+
+
+class BadRequest(errors.ConsoleError):
+    """Raised while parsing a request; carries its own status."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.fields = status, code, fields
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def _status_of(error: errors.ConsoleError) -> int:
+    for error_type in type(error).__mro__:
+        if error_type in ERROR_STATUS:
+            return ERROR_STATUS[error_type]
+    return 400
+
+
+def _validation_error_response(error: ValidationError) -> JsonResponse:
+    fields = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+    codes = {e.code for errs in getattr(error, "error_dict", {}).values() for e in errs}
+    if "value_too_large" in codes:
+        return error_response(413, "value_too_large", " ".join(fields["value"]), fields=fields)
+    message = " ".join(f"{name}: {' '.join(msgs)}" if name != "__all__" else " ".join(msgs) for name, msgs in fields.items())
+    return error_response(400, "invalid_input", message, fields=fields)
+
+
+def _not_signed_in(request: HttpRequest) -> JsonResponse:
+    from django.conf import settings
+
+    if request.COOKIES.get(settings.SESSION_COOKIE_NAME):
+        return error_response(401, "session_expired", "Your session has expired or was ended; sign in again.")
+    return error_response(401, "not_authenticated", "Sign in first: POST /api/v1/session/ with username and password.")
+
+
+def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable:
+    """Method check, authentication and error mapping for one JSON endpoint."""
+    allowed = tuple(methods)
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in allowed:
+                response = error_response(
+                    405, "method_not_allowed", f"{request.method} is not allowed here; use {', '.join(allowed)}."
+                )
+                response["Allow"] = ", ".join(allowed)
+                return response
+            if login_required and not request.user.is_authenticated:
+                return _not_signed_in(request)
+            try:
+                return view(request, *args, **kwargs)
+            except BadRequest as error:
+                extra = {"fields": error.fields} if error.fields else {}
+                return error_response(error.status, error.code, error.message, **extra)
+            except errors.ConsoleError as error:
+                return error_response(_status_of(error), error.code, error.message)
+            except ValidationError as error:
+                return _validation_error_response(error)
+
+        return wrapper
+
+    return decorator
+
+
+def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: Iterable[str] = ()) -> dict[str, Any]:
+    """The request's JSON object, with exactly the allowed fields, or BadRequest."""
+    if request.content_type != "application/json":
+        raise BadRequest(415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise BadRequest(413, "request_too_large", "The request body is too large.") from None
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadRequest(400, "malformed_json", "The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BadRequest(400, "invalid_input", "The request body must be a JSON object.")
+    required, allowed = set(required), set(required) | set(optional)
+    field_errors = {name: ["This field is required."] for name in sorted(required - data.keys())}
+    field_errors.update({name: ["Unknown field."] for name in sorted(data.keys() - allowed)})
+    if field_errors:
+        message = "; ".join(f"{name}: {msgs[0]}" for name, msgs in field_errors.items())
+        raise BadRequest(400, "invalid_input", message, fields=field_errors)
+    return data
+
+
+def _string_field(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(400, "invalid_input", f"{name}: must be a string.", fields={name: ["Must be a string."]})
+    return value
+
+
+def _string_list_field(data: dict[str, Any], name: str) -> list[str]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRequest(
+            400, "invalid_input", f"{name}: must be a list of strings.", fields={name: ["Must be a list of strings."]}
+        )
+    return value
+
+
+def user_json(user: Any) -> dict[str, Any] | None:
+    if not user.is_authenticated:
+        return None
+    personal = Workspace.objects.filter(personal_owner=user).values_list("slug", flat=True).first()
+    return {"username": user.get_username(), "email": user.email, "personal_workspace": personal}
+
+
+def workspace_json(workspace: Workspace) -> dict[str, Any]:
+    return {"slug": workspace.slug, "name": workspace.name, "kind": workspace.kind, "role": workspace.caller_role}
+
+
+def secret_json(secret: Secret) -> dict[str, Any]:
+    """A secret's metadata. There is deliberately no way to put its value here."""
+    return {
+        "id": str(secret.pk),
+        "key": secret.key,
+        "workspace": secret.workspace.slug,
+        "tags": sorted(tag.name for tag in secret.tags.all()),
+        "created_by": secret.created_by.get_username() if secret.created_by else None,
+        "created_at": secret.created_at.isoformat(),
+    }
+
+
+# Session
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@endpoint(["GET", "POST", "DELETE"], login_required=False)
+def session(request: HttpRequest) -> HttpResponse:
+    """GET: who am I, and a CSRF token. POST: sign in. DELETE: sign out."""
+    if request.method == "GET":
+        return JsonResponse({"user": user_json(request.user), "csrf_token": get_token(request)})
+    if request.method == "DELETE":
+        logout(request)
+        return HttpResponse(status=204)
+    data = read_json(request, required=["username", "password"])
+    username, password = _string_field(data, "username"), _string_field(data, "password")
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        return error_response(401, "invalid_credentials", "Wrong username or password.")
+    login(request, user)
+    # login() rotated the CSRF token; the new one is what the caller must send from now on.
+    return JsonResponse({"user": user_json(user), "csrf_token": get_token(request)})
+
+
+# Workspaces
+
+
+@endpoint(["GET", "POST"])
+def workspaces(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return JsonResponse({"workspaces": [workspace_json(w) for w in selectors.workspaces_for(request.user)]})
+    data = read_json(request, required=["slug", "name"])
+    workspace = services.create_team_workspace(
+        actor=request.user,
+        slug=_string_field(data, "slug"),
+        name=_string_field(data, "name"),
+        ip_address=client_ip(request),
+    )
+    workspace = selectors.workspace_for(request.user, workspace.slug)
+    return JsonResponse(workspace_json(workspace), status=201)
+
+
+# Secrets
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@endpoint(["GET", "POST"])
+def secrets(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: the secrets you may see, sorted by key, 50 a page. POST: add one."""
+    workspace = selectors.workspace_for(request.user, slug)
+    if request.method == "GET":
+        page = selectors.paginate(selectors.secrets_visible_to(request.user, workspace), request.GET.get("page"))
+        return JsonResponse(
+            {
+                "workspace": workspace.slug,
+                "count": page.paginator.count,
+                "page": page.number,
+                "pages": page.paginator.num_pages,
+                "secrets": [secret_json(s) for s in page.object_list],
+            }
+        )
+    data = read_json(request, required=["key", "value"], optional=["tags"])
+    value = _string_field(data, "value")
+    secret = services.create_secret(
+        actor=request.user,
+        workspace=workspace,
+        key=_string_field(data, "key"),
+        value=value,
+        tags=_string_list_field(data, "tags"),
+        ip_address=client_ip(request),
+    )
+    return JsonResponse(secret_json(selectors.secret_for(request.user, workspace, secret.key)), status=201)
+
+
+@endpoint(["GET", "DELETE", "PUT", "PATCH"])
+def secret(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """GET: one secret's metadata. DELETE: remove it. There is no update."""
+    if request.method in ("PUT", "PATCH"):
+        response = error_response(405, errors.SecretImmutable.code, errors.SecretImmutable.default_message)
+        response["Allow"] = "GET, DELETE"
+        return response
+    workspace = selectors.workspace_for(request.user, slug)
+    found = selectors.secret_for(request.user, workspace, key)
+    if request.method == "GET":
+        return JsonResponse(secret_json(found))
+    services.delete_secret(actor=request.user, secret=found, ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+@endpoint(["POST"])
+def secret_tags(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """POST {"tags": [...]}: attach tags to a secret."""
+    workspace = selectors.workspace_for(request.user, slug)
+    found = selectors.secret_for(request.user, workspace, key)
+    data = read_json(request, required=["tags"])
+    services.tag_secret(
+        actor=request.user, secret=found, tag_names=_string_list_field(data, "tags"), ip_address=client_ip(request)
+    )
+    return JsonResponse(secret_json(selectors.secret_for(request.user, workspace, key)))
+
+
+@endpoint(["DELETE"])
+def secret_tag(request: HttpRequest, slug: str, key: str, tag: str) -> HttpResponse:
+    """DELETE: remove one tag from a secret."""
+    workspace = selectors.workspace_for(request.user, slug)
+    found = selectors.secret_for(request.user, workspace, key)
+    services.untag_secret(actor=request.user, secret=found, tag_name=tag, ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+def not_found(request: HttpRequest) -> JsonResponse:
+    return error_response(404, "not_found", f"No API endpoint at {request.path}.")

@@ -1,0 +1,14 @@
+"""Template context shared by every console page."""
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from . import selectors
+
+
+def workspace_switcher(request: HttpRequest) -> dict[str, Any]:
+    """The signed-in user's workspaces, for the switcher in the page header (one query, lazily)."""
+    if not request.user.is_authenticated or request.path.startswith(("/admin/", "/api/")):
+        return {}
+    return {"switcher_workspaces": selectors.workspaces_for(request.user)}

@@ -1,0 +1,156 @@
+"""AES-256-GCM sealing of secret values: the only module that encrypts or decrypts one.
+
+Stored bytes, in the manner of Vault's storage barrier::
+
+    version (1 byte) | key id length (1 byte) | key id (ASCII) | nonce (12 bytes) | ciphertext + tag
+
+The header (version and key id) and the caller's associated data (the row's identity) are
+both authenticated, so a sealed value copied into another row, or altered in any byte, fails
+to open with one generic error instead of yielding a wrong value. The plaintext is the value's
+UTF-8 bytes; nothing is ever pickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+FORMAT_VERSION = 1
+NONCE_BYTES = 12
+KEY_BYTES = 32
+TAG_BYTES = 16
+KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+KEYS_VARIABLE = "SECRETS_ENCRYPTION_KEYS"
+ACTIVE_KEY_VARIABLE = "SECRETS_ENCRYPTION_ACTIVE_KEY"
+
+
+class DecryptionFailed(Exception):
+    """A stored value could not be opened; deliberately says nothing about why."""
+
+    def __init__(self) -> None:
+        super().__init__("The stored value could not be decrypted (wrong key, wrong row or altered data).")
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Encryption keys by id, and the id new values are sealed with."""
+
+    keys: Mapping[str, bytes]
+    active_key_id: str
+    _ciphers: dict[str, AESGCM] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(key_ids={sorted(self.keys)}, active_key_id={self.active_key_id!r})"
+
+    @classmethod
+    def parse(cls, spec: str, active_key_id: str = "") -> KeyRing:
+        """Parse "id:base64key,id:base64key"; the active key defaults to the first listed."""
+        keys: dict[str, bytes] = {}
+        for item in (part.strip() for part in spec.split(",")):
+            if not item:
+                continue
+            key_id, separator, encoded = item.partition(":")
+            key_id = key_id.strip()
+            if not separator or not KEY_ID_PATTERN.match(key_id):
+                raise ImproperlyConfigured(
+                    f"{KEYS_VARIABLE}: each entry must be 'id:base64key' with an id of 1-32 letters, "
+                    "digits, '_', '-' or '.'"
+                )
+            if key_id in keys:
+                raise ImproperlyConfigured(f"{KEYS_VARIABLE}: key id {key_id!r} is listed twice")
+            try:
+                key = base64.b64decode(encoded.strip(), validate=True)
+            except binascii.Error:
+                key = b""
+            if len(key) != KEY_BYTES:
+                raise ImproperlyConfigured(f"{KEYS_VARIABLE}: key {key_id!r} must be the base64 of exactly 32 bytes")
+            keys[key_id] = key
+        if not keys:
+            raise ImproperlyConfigured(f"{KEYS_VARIABLE} holds no key; generate one with `make .env`")
+        active = active_key_id.strip() or next(iter(keys))
+        if active not in keys:
+            raise ImproperlyConfigured(f"{ACTIVE_KEY_VARIABLE}: {active!r} is not a key id in {KEYS_VARIABLE}")
+        return cls(keys=keys, active_key_id=active)
+
+    def cipher(self, key_id: str) -> AESGCM:
+        if key_id not in self._ciphers:
+            self._ciphers[key_id] = AESGCM(self.keys[key_id])
+        return self._ciphers[key_id]
+
+
+@functools.cache
+def key_ring() -> KeyRing:
+    """The key ring configured in settings, parsed once per process."""
+    return KeyRing.parse(settings.SECRETS_ENCRYPTION_KEYS, settings.SECRETS_ENCRYPTION_ACTIVE_KEY)
+
+
+@receiver(setting_changed)
+def _forget_key_ring(*, setting: str, **kwargs: object) -> None:
+    if setting in (KEYS_VARIABLE, ACTIVE_KEY_VARIABLE):
+        key_ring.cache_clear()
+
+
+def secret_associated_data(*, workspace_id: int, secret_id: object, key: str) -> bytes:
+    """The identity a secret's ciphertext is bound to: its workspace, its id and its key."""
+    return json.dumps(["secret", workspace_id, str(secret_id), key], separators=(",", ":")).encode()
+
+
+def _header(key_id: str) -> bytes:
+    encoded_id = key_id.encode("ascii")
+    return bytes([FORMAT_VERSION, len(encoded_id)]) + encoded_id
+
+
+def seal(plaintext: str, associated_data: bytes, *, ring: KeyRing | None = None) -> bytes:
+    """Encrypt `plaintext` under the active key, bound to `associated_data`."""
+    ring = ring or key_ring()
+    header = _header(ring.active_key_id)
+    nonce = os.urandom(NONCE_BYTES)
+    ciphertext = ring.cipher(ring.active_key_id).encrypt(nonce, plaintext.encode("utf-8"), header + associated_data)
+    return header + nonce + ciphertext
+
+
+def _split(sealed: bytes) -> tuple[bytes, str, bytes, bytes]:
+    """Header, key id, nonce and ciphertext of a sealed value, or DecryptionFailed."""
+    if len(sealed) < 2 or sealed[0] != FORMAT_VERSION:
+        raise DecryptionFailed()
+    id_length = sealed[1]
+    header_length = 2 + id_length
+    if id_length == 0 or len(sealed) < header_length + NONCE_BYTES + TAG_BYTES:
+        raise DecryptionFailed()
+    try:
+        key_id = sealed[2:header_length].decode("ascii")
+    except UnicodeDecodeError:
+        raise DecryptionFailed() from None
+    nonce = sealed[header_length : header_length + NONCE_BYTES]
+    return sealed[:header_length], key_id, nonce, sealed[header_length + NONCE_BYTES :]
+
+
+def sealed_key_id(sealed: bytes) -> str:
+    """The id of the key a sealed value was encrypted with."""
+    return _split(bytes(sealed))[1]
+
+
+def unseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None) -> str:
+    """Decrypt a sealed value bound to `associated_data`; any mismatch is DecryptionFailed."""
+    ring = ring or key_ring()
+    header, key_id, nonce, ciphertext = _split(bytes(sealed))
+    if key_id not in ring.keys:
+        raise DecryptionFailed()
+    try:
+        plaintext = ring.cipher(key_id).decrypt(nonce, ciphertext, header + associated_data)
+        return plaintext.decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise DecryptionFailed() from None

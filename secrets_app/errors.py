@@ -1,0 +1,85 @@
+"""Domain errors raised by services and selectors.
+
+Each carries a stable `code` for the JSON API; views and the API turn them into a message
+and a status in one place each (`api.ERROR_STATUS`, `views.DomainErrorMixin`).
+"""
+
+
+class ConsoleError(Exception):
+    code = "error"
+    default_message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+
+class NotFound(ConsoleError):
+    code = "not_found"
+    default_message = "Not found."
+
+
+class WorkspaceNotFound(NotFound):
+    code = "workspace_not_found"
+    default_message = "No such workspace, or you cannot see it."
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    default_message = "No such secret in this workspace, or you cannot see it."
+
+
+class PageNotFound(NotFound):
+    code = "page_not_found"
+    default_message = "No such page."
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    default_message = "No such member in this workspace."
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_message = "No such user."
+
+
+class AccessDenied(ConsoleError):
+    code = "permission_denied"
+    default_message = "You do not have permission to do that in this workspace."
+
+
+class Conflict(ConsoleError):
+    code = "conflict"
+
+
+class SecretAlreadyExists(Conflict):
+    code = "secret_exists"
+    default_message = (
+        "A secret with this key already exists in this workspace. Secrets are immutable: "
+        "delete it first, then add it again."
+    )
+
+
+class WorkspaceSlugTaken(Conflict):
+    code = "workspace_exists"
+    default_message = "A workspace with this slug already exists."
+
+
+class AlreadyMember(Conflict):
+    code = "already_member"
+    default_message = "This user is already a member of the workspace."
+
+
+class LockOut(Conflict):
+    code = "last_owner"
+    default_message = "A workspace must keep at least one owner: make someone else owner first."
+
+
+class InvalidOperation(ConsoleError):
+    code = "invalid_operation"
+
+
+class SecretImmutable(InvalidOperation):
+    code = "secret_immutable"
+    default_message = "Secrets are immutable: delete the secret and add it again with the new value."

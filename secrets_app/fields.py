@@ -1,0 +1,64 @@
+"""A model field whose value is sealed with `crypto` before it reaches the database."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.core import exceptions
+from django.db import models
+
+from . import crypto
+
+SERIALIZED_PREFIX = "sealed:"
+
+
+class SealedValue(bytes):
+    """Ciphertext as stored in the database; its repr never shows the bytes."""
+
+    def __repr__(self) -> str:
+        return f"<SealedValue: {len(self)} bytes>"
+
+    __str__ = __repr__
+
+
+class EncryptedTextField(models.BinaryField):
+    """Text sealed with AES-256-GCM, bound to its row through `instance.associated_data()`.
+
+    Assign plaintext (a str); `pre_save` seals it and the instance then holds only the
+    `SealedValue`. Reading the attribute gives the ciphertext, never the value: decrypting is
+    an explicit call on the model (`Secret.reveal_value`), so forms, the admin, serializers
+    and templates can only ever see ciphertext. The model must define `associated_data()`.
+    """
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        stored = model_instance.__dict__.get(self.attname)
+        if isinstance(stored, str):
+            stored = SealedValue(crypto.seal(stored, model_instance.associated_data()))
+            model_instance.__dict__[self.attname] = stored
+        return stored
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if isinstance(value, str):
+            raise TypeError("Refusing to write an unsealed value to the database.")
+        return super().get_db_prep_value(value, connection, prepared)
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> SealedValue | None:
+        return None if value is None else SealedValue(bytes(value))
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(SERIALIZED_PREFIX):
+            try:
+                return SealedValue(base64.b64decode(value[len(SERIALIZED_PREFIX) :], validate=True))
+            except binascii.Error:
+                raise exceptions.ValidationError("Malformed sealed value.", code="invalid") from None
+        if isinstance(value, (bytes, memoryview)) and not isinstance(value, SealedValue):
+            return SealedValue(bytes(value))
+        return value
+
+    def value_to_string(self, obj: models.Model) -> str:
+        stored = self.value_from_object(obj)
+        if not isinstance(stored, SealedValue):
+            raise TypeError("Refusing to serialize an unsealed value.")
+        return SERIALIZED_PREFIX + base64.b64encode(stored).decode("ascii")

@@ -1,0 +1,105 @@
+"""Browser forms. They collect input; the services validate it and write."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
+
+from .models import Role
+from .validators import SECRET_KEY_MAX_LENGTH, SECRET_VALUE_MAX_BYTES
+
+TAG_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags typed as one line, separated by commas or spaces."""
+    return [name for name in TAG_SEPARATORS.split(text or "") if name]
+
+
+class SignUpForm(UserCreationForm):
+    email = forms.EmailField(required=False, help_text="Optional.")
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username", "email")
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = get_user_model()
+        fields = ("first_name", "last_name", "email")
+
+
+class SecretCreateForm(forms.Form):
+    key = forms.CharField(
+        max_length=SECRET_KEY_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "placeholder": "API_KEY"}),
+        help_text="Letters, digits, _ - . ; starts with a letter or _ ; at most 128 characters.",
+    )
+    value = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Multi-line values are kept as typed. You will not be able to see this value again.",
+    )
+    value_file = forms.FileField(
+        required=False,
+        label="…or upload the value from a file",
+        help_text="Stored byte for byte (e.g. a PEM key). UTF-8 text, at most 64 KiB.",
+    )
+    tags = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
+        help_text="Optional: `key` or `key:value`, separated by spaces or commas.",
+    )
+
+    def clean_value(self) -> str:
+        # Browsers submit every line break in a textarea as CRLF, whatever was pasted; the
+        # value the user saw had plain LF breaks. (The API and file upload store bytes as given.)
+        return self.cleaned_data["value"].replace("\r\n", "\n")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        uploaded = cleaned.get("value_file")
+        if uploaded and cleaned.get("value"):
+            raise forms.ValidationError("Type the value or upload a file, not both.")
+        if uploaded:
+            if uploaded.size > SECRET_VALUE_MAX_BYTES:
+                self.add_error("value_file", f"The file is {uploaded.size} bytes; the limit is 64 KiB.")
+                return cleaned
+            try:
+                cleaned["value"] = uploaded.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("value_file", "The file is not UTF-8 text; encode binary data (e.g. base64) first.")
+        return cleaned
+
+    def tag_names(self) -> list[str]:
+        return split_tags(self.cleaned_data.get("tags", ""))
+
+
+class TagAddForm(forms.Form):
+    tags = forms.CharField(
+        widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
+        help_text="`key` or `key:value`, separated by spaces or commas.",
+    )
+
+    def tag_names(self) -> list[str]:
+        return split_tags(self.cleaned_data["tags"])
+
+
+class WorkspaceCreateForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    slug = forms.SlugField(max_length=64, help_text="Used in addresses: lowercase letters, digits and hyphens.")
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

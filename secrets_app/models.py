@@ -1,0 +1,241 @@
+"""Workspaces, members, secrets, tags and the audit log."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from . import crypto
+from .errors import SecretImmutable
+from .fields import EncryptedTextField
+from .validators import SECRET_KEY_MAX_LENGTH, TAG_MAX_LENGTH, validate_secret_key, validate_tag_name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+    VIEWER = "viewer", "Viewer"
+
+
+class Workspace(models.Model):
+    class Kind(models.TextChoices):
+        PERSONAL = "personal", "Personal"
+        TEAM = "team", "Team"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TEAM)
+    personal_owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="personal_workspace",
+        help_text="Set for personal workspaces only: the one user who can see it.",
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="personal") & Q(personal_owner__isnull=False))
+                | (Q(kind="team") & Q(personal_owner__isnull=True)),
+                name="workspace_personal_has_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_personal(self) -> bool:
+        return self.kind == self.Kind.PERSONAL
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Tag(models.Model):
+    """A `key` or `key:value` label on secrets; object permissions on a tag reach its secrets."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=TAG_MAX_LENGTH, validators=[validate_tag_name])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="tag_unique_per_workspace")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value"})
+
+
+class SecretQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        if IMMUTABLE_SECRET_FIELDS & kwargs.keys():
+            raise SecretImmutable()
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        if IMMUTABLE_SECRET_FIELDS & set(fields):
+            raise SecretImmutable()
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+
+class Secret(models.Model):
+    """A key and its sealed value in one workspace. Immutable once saved."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="secrets")
+    key = models.CharField(max_length=SECRET_KEY_MAX_LENGTH, validators=[validate_secret_key])
+    value = EncryptedTextField()
+    tags = models.ManyToManyField(Tag, through="SecretTag", related_name="secrets", blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="secret_key_unique_per_workspace")]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def __repr__(self) -> str:
+        return f"<Secret {self.key!r} in workspace {self.workspace_id}>"
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Secret:
+        instance = super().from_db(db, field_names, values)
+        instance._remember_identity()
+        return instance
+
+    def _remember_identity(self) -> None:
+        self._saved_identity = (self.__dict__.get("workspace_id"), self.__dict__.get("key"))
+
+    def reveal_value(self) -> str:
+        """Decrypt the value. Only the runner read path calls this; people never see values."""
+        return crypto.unseal(self.value, self.associated_data())
+
+    def associated_data(self) -> bytes:
+        """What the sealed value is bound to: this workspace, this secret id, this key."""
+        return crypto.secret_associated_data(workspace_id=self.workspace_id, secret_id=self.id, key=self.key)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            self._refuse_identity_or_value_change()
+        super().save(*args, **kwargs)
+        self._remember_identity()
+
+    def _refuse_identity_or_value_change(self) -> None:
+        saved_workspace_id, saved_key = getattr(self, "_saved_identity", (None, None))
+        loaded = self.__dict__
+        if "key" in loaded and saved_key is not None and loaded["key"] != saved_key:
+            raise SecretImmutable()
+        if "workspace_id" in loaded and saved_workspace_id is not None and loaded["workspace_id"] != saved_workspace_id:
+            raise SecretImmutable()
+        if isinstance(loaded.get("value"), str):
+            raise SecretImmutable()
+
+
+class SecretTag(models.Model):
+    secret = models.ForeignKey(Secret, on_delete=models.CASCADE, related_name="secret_tags")
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="secret_tags")
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["secret", "tag"], name="secret_tag_unique")]
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self) -> Any:
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One thing that happened: who, where, to which key, when, from where. Never a value.
+
+    Foreign keys are kept without database constraints and never cascade, so deleting a
+    user or a workspace leaves its history intact; the usernames and slugs are copied in.
+    """
+
+    class Action(models.TextChoices):
+        SECRET_CREATED = "secret.created", "Secret created"
+        SECRET_DELETED = "secret.deleted", "Secret deleted"
+        SECRET_TAGGED = "secret.tagged", "Tag added to secret"
+        SECRET_UNTAGGED = "secret.untagged", "Tag removed from secret"
+        WORKSPACE_CREATED = "workspace.created", "Workspace created"
+        WORKSPACE_RENAMED = "workspace.renamed", "Workspace renamed"
+        WORKSPACE_DELETED = "workspace.deleted", "Workspace deleted"
+        TAG_DELETED = "tag.deleted", "Tag deleted"
+        MEMBER_ADDED = "member.added", "Member added"
+        MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"
+        MEMBER_REMOVED = "member.removed", "Member removed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=40, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_username = models.CharField(max_length=150, blank=True)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
+    workspace_slug = models.CharField(max_length=64, blank=True)
+    secret_key = models.CharField(max_length=SECRET_KEY_MAX_LENGTH, blank=True)
+    secret_id = models.UUIDField(null=True, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-at"], name="audit_workspace_at"),
+            models.Index(fields=["secret_id", "action", "-at"], name="audit_secret_action_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.secret_key}".strip()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("Audit events are append-only.")

@@ -1,0 +1,154 @@
+"""Every access decision: workspace roles (one matrix) and, for secrets, tag grants.
+
+The UI, the JSON API, the admin and the runner endpoints all ask this module; nothing else
+decides who may do what.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
+
+from .errors import AccessDenied
+from .models import Membership, Role, Workspace
+
+
+class Action(enum.StrEnum):
+    VIEW_WORKSPACE = "view_workspace"
+    VIEW_SECRETS = "view_secrets"
+    CREATE_SECRET = "create_secret"
+    DELETE_SECRET = "delete_secret"
+    TAG_SECRET = "tag_secret"
+    USE_SECRET = "use_secret"
+    MANAGE_MEMBERS = "manage_members"
+    MANAGE_GRANTS = "manage_grants"
+    VIEW_AUDIT = "view_audit"
+    DELETE_WORKSPACE = "delete_workspace"
+
+
+_MEMBER_ACTIONS = frozenset(
+    {
+        Action.VIEW_WORKSPACE,
+        Action.VIEW_SECRETS,
+        Action.CREATE_SECRET,
+        Action.DELETE_SECRET,
+        Action.TAG_SECRET,
+        Action.USE_SECRET,
+    }
+)
+_ADMIN_ACTIONS = _MEMBER_ACTIONS | {Action.MANAGE_MEMBERS, Action.MANAGE_GRANTS, Action.VIEW_AUDIT}
+
+# The permission matrix (documented in the README): what each role may do in its workspace.
+ROLE_PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.OWNER: frozenset(Action),
+    Role.ADMIN: _ADMIN_ACTIONS,
+    Role.MEMBER: _MEMBER_ACTIONS,
+    Role.VIEWER: frozenset({Action.VIEW_WORKSPACE}),
+}
+
+# Superusers administer every team workspace (the admin site, or its pages in the console) but,
+# holding no role there, never add secrets nor read values. Personal workspaces stay private.
+SUPERUSER_ACTIONS = frozenset(Action) - {Action.CREATE_SECRET, Action.USE_SECRET}
+
+# Only owners may make, unmake or remove owners.
+ROLES_ONLY_OWNERS_MANAGE = frozenset({Role.OWNER})
+
+
+def _is_signed_in(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def annotate_caller_role(workspaces: QuerySet[Workspace], user: Any) -> QuerySet[Workspace]:
+    """Add the caller's role to each workspace row, so later checks need no query."""
+    role = Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk).values("role")[:1]
+    return workspaces.annotate(caller_role=Subquery(role), caller_id=Value(user.pk))
+
+
+def role_in(user: Any, workspace: Workspace) -> Role | None:
+    """The user's role in the workspace, or None."""
+    if not _is_signed_in(user):
+        return None
+    if getattr(workspace, "caller_id", None) != user.pk:
+        workspace.caller_role = (
+            Membership.objects.filter(workspace=workspace, user_id=user.pk).values_list("role", flat=True).first()
+        )
+        workspace.caller_id = user.pk
+    return Role(workspace.caller_role) if workspace.caller_role else None
+
+
+def role_allows(role: Role | None, action: Action) -> bool:
+    return role is not None and action in ROLE_PERMISSIONS[role]
+
+
+def _superuser_allows(user: Any, action: Action, workspace: Workspace) -> bool:
+    return user.is_superuser and not workspace.is_personal and action in SUPERUSER_ACTIONS
+
+
+def can(user: Any, action: Action, workspace: Workspace) -> bool:
+    """May `user` do `action` in `workspace` through their role (or as a superuser)?"""
+    if not _is_signed_in(user):
+        return False
+    return role_allows(role_in(user, workspace), action) or _superuser_allows(user, action, workspace)
+
+
+def require(user: Any, action: Action, workspace: Workspace) -> None:
+    """Raise AccessDenied unless `user` may do `action` in `workspace`."""
+    if not can(user, action, workspace):
+        raise AccessDenied()
+
+
+def visible_workspaces_filter(user: Any) -> Q:
+    """Workspaces the user can see: those they belong to (superusers: every team workspace too)."""
+    if not _is_signed_in(user):
+        return Q(pk__in=[])
+    member = Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk)))
+    return member | Q(kind=Workspace.Kind.TEAM) if user.is_superuser else member
+
+
+def visible_secrets_filter(user: Any, workspace: Workspace) -> Q:
+    """Filter on `workspace.secrets`: those whose metadata `user` may see."""
+    if can(user, Action.VIEW_SECRETS, workspace):
+        return Q()
+    return Q(pk__in=[])
+
+
+def can_on_secret(user: Any, action: Action, secret: Any) -> bool:
+    """May `user` do `action` (view, use, delete, tag) to this one secret?"""
+    return can(user, action, secret.workspace)
+
+
+def require_on_secret(user: Any, action: Action, secret: Any) -> None:
+    if not can_on_secret(user, action, secret):
+        raise AccessDenied()
+
+
+def require_membership_change(actor: Any, workspace: Workspace, *, from_role: Role | None, to_role: Role | None) -> None:
+    """Adding (from None), changing or removing (to None) a member: admins manage members,
+    only owners manage owners, and personal workspaces have no members but their owner."""
+    if workspace.is_personal:
+        raise AccessDenied("A personal workspace belongs to one user; create a team workspace to share secrets.")
+    require(actor, Action.MANAGE_MEMBERS, workspace)
+    touches_owner = from_role in ROLES_ONLY_OWNERS_MANAGE or to_role in ROLES_ONLY_OWNERS_MANAGE
+    if touches_owner and not (role_in(actor, workspace) == Role.OWNER or actor.is_superuser):
+        raise AccessDenied("Only an owner can add, change or remove an owner.")
+
+
+def can_use_admin_site(user: Any) -> bool:
+    return _is_signed_in(user) and user.is_staff
+
+
+def admin_can(user: Any, action: Action, workspace: Workspace | None) -> bool:
+    """Admin site: staff act on a workspace as their role (or superuser powers) allow."""
+    return can_use_admin_site(user) and workspace is not None and can(user, action, workspace)
+
+
+def admin_workspaces_filter(user: Any) -> Q:
+    """Admin site: the workspaces a staff user manages (superusers: every team workspace)."""
+    if not can_use_admin_site(user):
+        return Q(pk__in=[])
+    if user.is_superuser:
+        return Q(kind=Workspace.Kind.TEAM)
+    managing_roles = [role for role, actions in ROLE_PERMISSIONS.items() if Action.MANAGE_MEMBERS in actions]
+    return Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing_roles)))

@@ -1,0 +1,57 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import api, views
+
+
+developer = "settings/developer/<slug:slug>"
+
+ui_patterns = [
+    path("", views.home, name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.sign_up, name="signup"),
+    path("settings/account/", views.account_settings, name="account-settings"),
+    path(
+        "settings/account/password/",
+        auth_views.PasswordChangeView.as_view(template_name="account/password_change.html"),
+        name="password_change",
+    ),
+    path(
+        "settings/account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="account/password_change_done.html"),
+        name="password_change_done",
+    ),
+    path("settings/developer/", views.developer_settings, name="developer-settings"),
+    path("settings/workspaces/new/", views.workspace_new, name="workspace-new"),
+    path(f"{developer}/secrets/", views.secrets_page, name="secrets"),
+    path(f"{developer}/secrets/<str:key>/", views.secret_detail, name="secret-detail"),
+    path(f"{developer}/secrets/<str:key>/delete/", views.secret_delete, name="secret-delete"),
+    path(f"{developer}/secrets/<str:key>/tags/", views.secret_tags_add, name="secret-tags-add"),
+    path(
+        f"{developer}/secrets/<str:key>/tags/<str:tag>/remove/",
+        views.secret_tag_remove,
+        name="secret-tag-remove",
+    ),
+    path(f"{developer}/members/", views.members_page, name="members"),
+    path(f"{developer}/members/<str:username>/", views.member_change, name="member-change"),
+]
+
+api_patterns = [
+    path("api/v1/session/", api.session, name="api-session"),
+    path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
+    path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
+    path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/", api.secret, name="api-secret"),
+    path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/tags/", api.secret_tags, name="api-secret-tags"),
+    path(
+        "api/v1/workspaces/<slug:slug>/secrets/<str:key>/tags/<str:tag>/",
+        api.secret_tag,
+        name="api-secret-tag",
+    ),
+]
+
+urlpatterns = ui_patterns + api_patterns

@@ -1,0 +1,51 @@
+"""Formats of keys, values, tags and slugs; each rule is written once, here."""
+
+import re
+
+from django.core.exceptions import ValidationError
+
+SECRET_KEY_MAX_LENGTH = 128
+SECRET_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
+SECRET_VALUE_MAX_BYTES = 64 * 1024
+TAG_MAX_LENGTH = 64 + 1 + 128
+TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.@-]{1,128})?")
+
+
+def validate_secret_key(key: str) -> None:
+    """Keys: letters, digits, '_', '-' and '.', starting with a letter or '_', at most 128."""
+    if not isinstance(key, str) or not SECRET_KEY_PATTERN.fullmatch(key):
+        raise ValidationError(
+            "Keys use letters, digits, '_', '-' and '.', start with a letter or '_', "
+            f"and are at most {SECRET_KEY_MAX_LENGTH} characters.",
+            code="invalid_key",
+        )
+
+
+def validate_secret_value(value: str) -> None:
+    """Values: non-empty Unicode text without NUL, at most 64 KiB of UTF-8."""
+    if not isinstance(value, str) or value == "":
+        raise ValidationError("The value must not be empty.", code="empty_value")
+    if "\x00" in value:
+        raise ValidationError(
+            "The value must not contain NUL characters; encode binary data (e.g. base64).", code="invalid_value"
+        )
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationError("The value must be valid Unicode text.", code="invalid_value") from None
+    if size > SECRET_VALUE_MAX_BYTES:
+        raise ValidationError(
+            f"The value is {size} bytes; the limit is {SECRET_VALUE_MAX_BYTES} bytes (64 KiB).",
+            code="value_too_large",
+        )
+
+
+def validate_tag_name(name: str) -> None:
+    """Tags: `key` or `key:value`, like `team:ops` or `env:prod`."""
+    if not isinstance(name, str) or not TAG_PATTERN.fullmatch(name):
+        raise ValidationError(
+            f"Tag {name!r} is not valid: use `key` or `key:value`; the key has letters, digits, "
+            "'_', '-' and '.', starts with a letter or digit and is at most 64 characters; the value "
+            "has letters, digits, '_', '-', '.' and '@' and is at most 128 characters.",
+            code="invalid_tag",
+        )

@@ -1,0 +1,329 @@
+"""Browser pages: Account Settings and Developer Settings. Thin: parse, call, render."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import api, errors, permissions, selectors, services
+from .forms import (
+    MemberAddForm,
+    MemberRoleForm,
+    ProfileForm,
+    SecretCreateForm,
+    SignUpForm,
+    TagAddForm,
+    WorkspaceCreateForm,
+)
+from .http import client_ip, is_api_request
+from .permissions import Action
+
+CURRENT_WORKSPACE_SESSION_KEY = "current_workspace"
+
+
+def domain_errors_as_http(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Unknown or hidden things are 404 pages; forbidden actions are 403 pages."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except errors.NotFound as error:
+            raise Http404(error.message) from None
+        except errors.AccessDenied as error:
+            raise PermissionDenied(error.message) from None
+
+    return wrapper
+
+
+def console_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    return login_required(domain_errors_as_http(view))
+
+
+def show_errors(form: django_forms.Form, error: ValidationError | errors.ConsoleError) -> None:
+    """Put a service's refusal on the form, by field where it names one."""
+    if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, field_errors)
+    else:
+        form.add_error(None, error.messages if isinstance(error, ValidationError) else error.message)
+
+
+def _developer_context(request: HttpRequest, workspace: Any, section: str, **extra: Any) -> dict[str, Any]:
+    request.session[CURRENT_WORKSPACE_SESSION_KEY] = workspace.slug
+    role = permissions.role_in(request.user, workspace)
+    return {
+        "workspace": workspace,
+        "section": section,
+        "role": role,
+        "can": {action.value: permissions.role_allows(role, action) for action in Action},
+        **extra,
+    }
+
+
+# Accounts
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return redirect("developer-settings")
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@require_http_methods(["GET", "POST"])
+def sign_up(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.register_user(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome! Your personal workspace is ready.")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        services.update_profile(user=request.user, **form.cleaned_data)
+        messages.success(request, "Profile saved.")
+        return redirect("account-settings")
+    return render(request, "account/profile.html", {"form": form, "section": "profile"})
+
+
+# Developer Settings
+
+
+@console_view
+@require_GET
+def developer_settings(request: HttpRequest) -> HttpResponse:
+    """Open the workspace chosen in the switcher, else the last one used, else the personal one."""
+    wanted = request.GET.get("workspace") or request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
+    if wanted:
+        try:
+            return redirect("secrets", slug=selectors.workspace_for(request.user, wanted).slug)
+        except errors.WorkspaceNotFound:
+            if request.GET.get("workspace"):
+                raise
+    return redirect("secrets", slug=selectors.personal_workspace_of(request.user).slug)
+
+
+@console_view
+@sensitive_post_parameters()
+@sensitive_variables()
+@require_http_methods(["GET", "POST"])
+def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The Secrets list and the add form."""
+    workspace = selectors.workspace_for(request.user, slug)
+    form = SecretCreateForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                secret = services.create_secret(
+                    actor=request.user,
+                    workspace=workspace,
+                    key=form.cleaned_data["key"],
+                    value=form.cleaned_data["value"],
+                    tags=form.tag_names(),
+                    ip_address=client_ip(request),
+                )
+            except (ValidationError, errors.ConsoleError) as error:
+                show_errors(form, error)
+            else:
+                messages.success(request, f"Secret {secret.key} added. Its value will not be shown again.")
+                return redirect("secrets", slug=workspace.slug)
+        # The page that reports the error never carries the value back to the browser.
+        form.data = form.data.copy()
+        form.data["value"] = ""
+    page = selectors.paginate(selectors.secrets_visible_to(request.user, workspace), request.GET.get("page"))
+    return render(
+        request,
+        "developer/secrets.html",
+        _developer_context(request, workspace, "secrets", form=form, page=page),
+    )
+
+
+@console_view
+@require_GET
+def secret_detail(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    secret = selectors.secret_for(request.user, workspace, key)
+    return render(
+        request,
+        "developer/secret_detail.html",
+        _developer_context(request, workspace, "secrets", secret=secret, tag_form=TagAddForm()),
+    )
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def secret_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """GET: the confirmation step. POST: delete."""
+    workspace = selectors.workspace_for(request.user, slug)
+    secret = selectors.secret_for(request.user, workspace, key)
+    if request.method == "POST":
+        services.delete_secret(actor=request.user, secret=secret, ip_address=client_ip(request))
+        messages.success(request, f"Secret {secret.key} deleted. You can add it again with a new value.")
+        return redirect("secrets", slug=workspace.slug)
+    permissions.require_on_secret(request.user, Action.DELETE_SECRET, secret)
+    return render(request, "developer/secret_confirm_delete.html", _developer_context(request, workspace, "secrets", secret=secret))
+
+
+@console_view
+@require_POST
+def secret_tags_add(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    secret = selectors.secret_for(request.user, workspace, key)
+    form = TagAddForm(request.POST)
+    if form.is_valid():
+        try:
+            added = services.tag_secret(
+                actor=request.user, secret=secret, tag_names=form.tag_names(), ip_address=client_ip(request)
+            )
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Tagged {secret.key}: {', '.join(added)}." if added else "Nothing new to add.")
+            return redirect("secret-detail", slug=workspace.slug, key=secret.key)
+    return render(
+        request,
+        "developer/secret_detail.html",
+        _developer_context(request, workspace, "secrets", secret=secret, tag_form=form),
+        status=400,
+    )
+
+
+@console_view
+@require_POST
+def secret_tag_remove(request: HttpRequest, slug: str, key: str, tag: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    secret = selectors.secret_for(request.user, workspace, key)
+    try:
+        services.untag_secret(actor=request.user, secret=secret, tag_name=tag, ip_address=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Removed tag {tag} from {secret.key}.")
+    return redirect("secret-detail", slug=workspace.slug, key=secret.key)
+
+
+# Workspaces and members
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def workspace_new(request: HttpRequest) -> HttpResponse:
+    form = WorkspaceCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workspace = services.create_team_workspace(actor=request.user, ip_address=client_ip(request), **form.cleaned_data)
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Workspace {workspace.name} created; you are its owner.")
+            return redirect("secrets", slug=workspace.slug)
+    return render(request, "developer/workspace_new.html", {"form": form, "section": "new-workspace"})
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def members_page(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    add_form = MemberAddForm(request.POST or None)
+    if request.method == "POST":
+        if add_form.is_valid():
+            try:
+                services.add_member(actor=request.user, workspace=workspace, ip_address=client_ip(request), **add_form.cleaned_data)
+            except (ValidationError, errors.ConsoleError) as error:
+                show_errors(add_form, error)
+            else:
+                messages.success(request, f"Added {add_form.cleaned_data['username']}.")
+                return redirect("members", slug=workspace.slug)
+    context = _developer_context(
+        request, workspace, "members", members=selectors.members_of(workspace), add_form=add_form, role_form=MemberRoleForm()
+    )
+    return render(request, "developer/members.html", context, status=400 if add_form.errors else 200)
+
+
+@console_view
+@require_POST
+def member_change(request: HttpRequest, slug: str, username: str) -> HttpResponse:
+    """Change a member's role, or remove them (`remove` in the form)."""
+    workspace = selectors.workspace_for(request.user, slug)
+    try:
+        if "remove" in request.POST:
+            services.remove_member(actor=request.user, workspace=workspace, username=username, ip_address=client_ip(request))
+            messages.success(request, f"Removed {username}.")
+        else:
+            form = MemberRoleForm(request.POST)
+            if not form.is_valid():
+                raise errors.InvalidOperation("Choose a valid role.")
+            services.change_member_role(
+                actor=request.user, workspace=workspace, username=username, role=form.cleaned_data["role"], ip_address=client_ip(request)
+            )
+            messages.success(request, f"{username} is now {form.cleaned_data['role']}.")
+    except errors.AccessDenied:
+        raise
+    except errors.ConsoleError as error:
+        messages.error(request, error.message)
+    try:
+        selectors.workspace_for(request.user, slug)
+    except errors.WorkspaceNotFound:  # they removed themselves
+        return redirect("developer-settings")
+    return redirect("members", slug=workspace.slug)
+
+
+# Error pages
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if is_api_request(request):
+        return api.error_response(
+            403, "csrf_failed", "CSRF check failed: send the X-CSRFToken header with the token from GET /api/v1/session/."
+        )
+    return render(request, "403_csrf.html", status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api.not_found(request)
+    return render(request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api.error_response(403, "permission_denied", "You do not have permission to do that.")
+    return render(request, "403.html", {"message": str(exception or "")}, status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return api.error_response(400, "bad_request", "The request could not be understood.")
+    return render(request, "400.html", status=400)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        return api.error_response(500, "server_error", "The server failed to answer; nothing was changed.")
+    return render(request, "500.html", status=500)
