@@ -153,6 +153,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Request bodies above this are refused with 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
+DEFAULT_EXCEPTION_REPORTER_FILTER = "secrets_app.reporting.AlwaysSafeExceptionReporterFilter"
+# Error reports by e-mail: ADMINS is a comma-separated list of addresses.
+ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default="secrets-console@localhost")
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -139,15 +139,25 @@ class WorkspaceAdmin(ConsoleModelAdmin):
         # Adds and promotions first, removals last: the workspace keeps an owner at every step.
         for membership in formset.new_objects:
             services.add_member(
-                actor=request.user, workspace=workspace, username=membership.user.username, role=membership.role, ip_address=ip
+                actor=request.user,
+                workspace=workspace,
+                username=membership.user.username,
+                role=membership.role,
+                ip_address=ip,
             )
         changed = sorted(formset.changed_objects, key=lambda pair: pair[0].role != Role.OWNER)
         for membership, _ in changed:
             services.change_member_role(
-                actor=request.user, workspace=workspace, username=membership.user.username, role=membership.role, ip_address=ip
+                actor=request.user,
+                workspace=workspace,
+                username=membership.user.username,
+                role=membership.role,
+                ip_address=ip,
             )
         for membership in formset.deleted_objects:
-            services.remove_member(actor=request.user, workspace=workspace, username=membership.user.username, ip_address=ip)
+            services.remove_member(
+                actor=request.user, workspace=workspace, username=membership.user.username, ip_address=ip
+            )
 
     def delete_model(self, request: HttpRequest, obj: Workspace) -> None:
         services.delete_workspace(actor=request.user, workspace=obj, ip_address=client_ip(request))
@@ -165,7 +175,11 @@ class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
     readonly_fields = ("name", "workspace", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return ConsoleModelAdmin.get_queryset(self, request).select_related("workspace").annotate(secret_count=Count("secrets"))
+        return (
+            ConsoleModelAdmin.get_queryset(self, request)
+            .select_related("workspace")
+            .annotate(secret_count=Count("secrets"))
+        )
 
     @admin.display(ordering="secret_count")
     def secret_count(self, obj: Tag) -> int:

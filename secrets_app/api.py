@@ -53,7 +53,9 @@ def _validation_error_response(error: ValidationError) -> JsonResponse:
     codes = {e.code for errs in getattr(error, "error_dict", {}).values() for e in errs}
     if "value_too_large" in codes:
         return error_response(413, "value_too_large", " ".join(fields["value"]), fields=fields)
-    message = " ".join(f"{name}: {' '.join(msgs)}" if name != "__all__" else " ".join(msgs) for name, msgs in fields.items())
+    message = " ".join(
+        f"{name}: {' '.join(msgs)}" if name != "__all__" else " ".join(msgs) for name, msgs in fields.items()
+    )
     return error_response(400, "invalid_input", message, fields=fields)
 
 

@@ -83,6 +83,7 @@ class SecretCreateForm(forms.Form):
 
 class TagAddForm(forms.Form):
     tags = forms.CharField(
+        label="New tags",
         widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
         help_text="`key` or `key:value`, separated by spaces or commas.",
     )

@@ -66,7 +66,6 @@ class Membership(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["workspace", "user__username"]
         constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique_user")]
 
     def __str__(self) -> str:
@@ -128,6 +127,12 @@ class Secret(models.Model):
     def __repr__(self) -> str:
         return f"<Secret {self.key!r} in workspace {self.workspace_id}>"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            self._refuse_identity_or_value_change()
+        super().save(*args, **kwargs)
+        self._remember_identity()
+
     @classmethod
     def from_db(cls, db: Any, field_names: Any, values: Any) -> Secret:
         instance = super().from_db(db, field_names, values)
@@ -144,12 +149,6 @@ class Secret(models.Model):
     def associated_data(self) -> bytes:
         """What the sealed value is bound to: this workspace, this secret id, this key."""
         return crypto.secret_associated_data(workspace_id=self.workspace_id, secret_id=self.id, key=self.key)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            self._refuse_identity_or_value_change()
-        super().save(*args, **kwargs)
-        self._remember_identity()
 
     def _refuse_identity_or_value_change(self) -> None:
         saved_workspace_id, saved_key = getattr(self, "_saved_identity", (None, None))
@@ -170,6 +169,9 @@ class SecretTag(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["secret", "tag"], name="secret_tag_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tag_id} on {self.secret_id}"
 
 
 class AuditEventQuerySet(models.QuerySet):

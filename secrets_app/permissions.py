@@ -124,7 +124,9 @@ def require_on_secret(user: Any, action: Action, secret: Any) -> None:
         raise AccessDenied()
 
 
-def require_membership_change(actor: Any, workspace: Workspace, *, from_role: Role | None, to_role: Role | None) -> None:
+def require_membership_change(
+    actor: Any, workspace: Workspace, *, from_role: Role | None, to_role: Role | None
+) -> None:
     """Adding (from None), changing or removing (to None) a member: admins manage members,
     only owners manage owners, and personal workspaces have no members but their owner."""
     if workspace.is_personal:

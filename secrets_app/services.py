@@ -158,15 +158,11 @@ def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None
 
 
 def _lock_memberships(workspace: Workspace) -> list[Membership]:
-    return list(
-        Membership.objects.select_for_update(of=("self",)).select_related("user").filter(workspace=workspace)
-    )
+    return list(Membership.objects.select_for_update(of=("self",)).select_related("user").filter(workspace=workspace))
 
 
 def _refuse_lock_out(memberships: list[Membership], *, changing: Membership, to_role: Role | None) -> None:
-    owners_after = [
-        m for m in memberships if (to_role if m.pk == changing.pk else Role(m.role)) == Role.OWNER
-    ]
+    owners_after = [m for m in memberships if (to_role if m.pk == changing.pk else Role(m.role)) == Role.OWNER]
     if not owners_after:
         raise LockOut()
 

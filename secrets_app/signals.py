@@ -10,6 +10,8 @@ from . import services
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="secrets_app.personal_workspace")
-def give_new_user_a_personal_workspace(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+def give_new_user_a_personal_workspace(
+    sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
     if created and not raw:
         services.create_personal_workspace(user=instance)

@@ -3,7 +3,6 @@ from django.urls import path
 
 from . import api, views
 
-
 developer = "settings/developer/<slug:slug>"
 
 ui_patterns = [

@@ -52,7 +52,10 @@ def console_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespons
 
 
 def show_errors(form: django_forms.Form, error: ValidationError | errors.ConsoleError) -> None:
-    """Put a service's refusal on the form, by field where it names one."""
+    """Put a service's refusal on the form, by field where it names one. A permission refusal
+    is not a form problem: it goes on to be a 403 page."""
+    if isinstance(error, errors.AccessDenied):
+        raise error
     if isinstance(error, ValidationError) and hasattr(error, "error_dict"):
         for field, field_errors in error.error_dict.items():
             form.add_error(field if field in form.fields else None, field_errors)
@@ -187,7 +190,11 @@ def secret_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         messages.success(request, f"Secret {secret.key} deleted. You can add it again with a new value.")
         return redirect("secrets", slug=workspace.slug)
     permissions.require_on_secret(request.user, Action.DELETE_SECRET, secret)
-    return render(request, "developer/secret_confirm_delete.html", _developer_context(request, workspace, "secrets", secret=secret))
+    return render(
+        request,
+        "developer/secret_confirm_delete.html",
+        _developer_context(request, workspace, "secrets", secret=secret),
+    )
 
 
 @console_view
@@ -237,7 +244,9 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
     form = WorkspaceCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            workspace = services.create_team_workspace(actor=request.user, ip_address=client_ip(request), **form.cleaned_data)
+            workspace = services.create_team_workspace(
+                actor=request.user, ip_address=client_ip(request), **form.cleaned_data
+            )
         except (ValidationError, errors.ConsoleError) as error:
             show_errors(form, error)
         else:
@@ -254,14 +263,21 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         if add_form.is_valid():
             try:
-                services.add_member(actor=request.user, workspace=workspace, ip_address=client_ip(request), **add_form.cleaned_data)
+                services.add_member(
+                    actor=request.user, workspace=workspace, ip_address=client_ip(request), **add_form.cleaned_data
+                )
             except (ValidationError, errors.ConsoleError) as error:
                 show_errors(add_form, error)
             else:
                 messages.success(request, f"Added {add_form.cleaned_data['username']}.")
                 return redirect("members", slug=workspace.slug)
     context = _developer_context(
-        request, workspace, "members", members=selectors.members_of(workspace), add_form=add_form, role_form=MemberRoleForm()
+        request,
+        workspace,
+        "members",
+        members=selectors.members_of(workspace),
+        add_form=add_form,
+        role_form=MemberRoleForm(),
     )
     return render(request, "developer/members.html", context, status=400 if add_form.errors else 200)
 
@@ -273,14 +289,20 @@ def member_change(request: HttpRequest, slug: str, username: str) -> HttpRespons
     workspace = selectors.workspace_for(request.user, slug)
     try:
         if "remove" in request.POST:
-            services.remove_member(actor=request.user, workspace=workspace, username=username, ip_address=client_ip(request))
+            services.remove_member(
+                actor=request.user, workspace=workspace, username=username, ip_address=client_ip(request)
+            )
             messages.success(request, f"Removed {username}.")
         else:
             form = MemberRoleForm(request.POST)
             if not form.is_valid():
                 raise errors.InvalidOperation("Choose a valid role.")
             services.change_member_role(
-                actor=request.user, workspace=workspace, username=username, role=form.cleaned_data["role"], ip_address=client_ip(request)
+                actor=request.user,
+                workspace=workspace,
+                username=username,
+                role=form.cleaned_data["role"],
+                ip_address=client_ip(request),
             )
             messages.success(request, f"{username} is now {form.cleaned_data['role']}.")
     except errors.AccessDenied:
@@ -300,7 +322,9 @@ def member_change(request: HttpRequest, slug: str, username: str) -> HttpRespons
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     if is_api_request(request):
         return api.error_response(
-            403, "csrf_failed", "CSRF check failed: send the X-CSRFToken header with the token from GET /api/v1/session/."
+            403,
+            "csrf_failed",
+            "CSRF check failed: send the X-CSRFToken header with the token from GET /api/v1/session/.",
         )
     return render(request, "403_csrf.html", status=403)
 
@@ -308,7 +332,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_request(request):
         return api.not_found(request)
-    return render(request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404)
+    return render(
+        request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404
+    )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -77,7 +77,16 @@ class JsonClient:
     def get(self, path: str, **extra: Any) -> Any:
         return self.client.get(path, **extra)
 
-    def send(self, method: str, path: str, data: Any = None, *, content_type: str = "application/json", raw: Any = None, csrf: bool = True) -> Any:
+    def send(
+        self,
+        method: str,
+        path: str,
+        data: Any = None,
+        *,
+        content_type: str = "application/json",
+        raw: Any = None,
+        csrf: bool = True,
+    ) -> Any:
         body = raw if raw is not None else (json.dumps(data) if data is not None else "")
         headers = {"X-CSRFToken": self.csrf_token} if csrf else {}
         return self.client.generic(method, path, body, content_type=content_type, headers=headers)

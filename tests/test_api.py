@@ -95,7 +95,10 @@ def test_creating_a_team_workspace_makes_the_caller_owner(alice_api):
 
 
 def test_creating_a_workspace_with_a_taken_slug_is_409(alice_api, team):
-    assert error_of(alice_api.post("/api/v1/workspaces/", {"slug": "team", "name": "Again"})) == (409, "workspace_exists")
+    assert error_of(alice_api.post("/api/v1/workspaces/", {"slug": "team", "name": "Again"})) == (
+        409,
+        "workspace_exists",
+    )
 
 
 # Listing
@@ -103,7 +106,9 @@ def test_creating_a_workspace_with_a_taken_slug_is_409(alice_api, team):
 
 def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
     for key in ("ZETA", "ALPHA", "mid"):
-        services.create_secret(actor=alice, workspace=alice.personal_workspace, key=key, value=f"value-of-{key}", tags=["env:prod"])
+        services.create_secret(
+            actor=alice, workspace=alice.personal_workspace, key=key, value=f"value-of-{key}", tags=["env:prod"]
+        )
     response = alice_api.get(secrets_url("alice"))
     assert response.status_code == 200
     body = response.json()
@@ -139,7 +144,9 @@ def test_one_secrets_metadata(alice_api, alice):
 
 
 def test_create_answers_201_with_metadata_and_stores_the_value_sealed(alice_api, alice):
-    response = alice_api.post(secrets_url("alice"), {"key": "API_KEY", "value": "s3cr3t\n", "tags": ["team:ops", "env:prod"]})
+    response = alice_api.post(
+        secrets_url("alice"), {"key": "API_KEY", "value": "s3cr3t\n", "tags": ["team:ops", "env:prod"]}
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["key"] == "API_KEY" and body["tags"] == ["env:prod", "team:ops"] and body["workspace"] == "alice"
@@ -147,7 +154,9 @@ def test_create_answers_201_with_metadata_and_stores_the_value_sealed(alice_api,
     secret = Secret.objects.get(workspace=alice.personal_workspace, key="API_KEY")
     assert secret.reveal_value() == "s3cr3t\n"
     event = AuditEvent.objects.get(action="secret.created", secret_key="API_KEY")
-    assert event.actor == alice and event.ip_address == "127.0.0.1" and event.detail == {"tags": ["team:ops", "env:prod"]}
+    assert (
+        event.actor == alice and event.ip_address == "127.0.0.1" and event.detail == {"tags": ["team:ops", "env:prod"]}
+    )
 
 
 def test_values_are_stored_byte_exactly(alice_api, alice):
@@ -232,16 +241,23 @@ def test_json_that_is_not_an_object_is_400(alice_api, raw):
     assert error_of(alice_api.post(secrets_url("alice"), raw=raw)) == (400, "invalid_input")
 
 
-@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"])
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
+)
 def test_wrong_content_type_is_415(alice_api, content_type):
-    response = alice_api.post(secrets_url("alice"), raw=json.dumps({"key": "K", "value": "v"}), content_type=content_type)
+    response = alice_api.post(
+        secrets_url("alice"), raw=json.dumps({"key": "K", "value": "v"}), content_type=content_type
+    )
     assert error_of(response) == (415, "unsupported_media_type")
     assert not Secret.objects.filter(key="K").exists()
 
 
 def test_post_without_csrf_token_is_403_and_changes_nothing(alice_api):
     counts = Secret.objects.count(), AuditEvent.objects.count()
-    assert error_of(alice_api.post(secrets_url("alice"), {"key": "K", "value": "v"}, csrf=False)) == (403, "csrf_failed")
+    assert error_of(alice_api.post(secrets_url("alice"), {"key": "K", "value": "v"}, csrf=False)) == (
+        403,
+        "csrf_failed",
+    )
     assert_nothing_written(*counts)
 
 

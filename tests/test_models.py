@@ -33,7 +33,10 @@ AWKWARD_VALUES = [
 
 def raw_stored_bytes(secret_id) -> bytes:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT value FROM secrets_app_secret WHERE id = %s", [secret_id.hex if connection.vendor == "sqlite" else secret_id])
+        cursor.execute(
+            "SELECT value FROM secrets_app_secret WHERE id = %s",
+            [secret_id.hex if connection.vendor == "sqlite" else secret_id],
+        )
         row = cursor.fetchone()
     return bytes(row[0]) if row else b""
 
@@ -47,7 +50,9 @@ def test_new_user_gets_a_personal_workspace_they_own(alice):
 
 def test_createsuperuser_also_gets_a_personal_workspace(monkeypatch):
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "x-Very-long-pass-9")
-    call_command("createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com", stdout=io.StringIO())
+    call_command(
+        "createsuperuser", "--noinput", "--username", "root", "--email", "root@example.com", stdout=io.StringIO()
+    )
     root = get_user_model().objects.get(username="root")
     assert Workspace.objects.filter(personal_owner=root, kind="personal").exists()
 
@@ -69,7 +74,9 @@ def test_awkward_values_round_trip_byte_exactly(alice, value):
 
 
 def test_database_holds_only_the_sealed_form_bound_to_the_row(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="plain-token-value")
+    secret = services.create_secret(
+        actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="plain-token-value"
+    )
     stored = raw_stored_bytes(secret.pk)
     assert b"plain-token-value" not in stored
     assert stored[0] == crypto.FORMAT_VERSION
@@ -95,7 +102,8 @@ def test_ciphertext_copied_to_another_row_fails_loudly_instead_of_reading_the_wr
     target = services.create_secret(actor=alice, workspace=workspace, key="TARGET", value="target-value")
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE secrets_app_secret SET value = (SELECT value FROM secrets_app_secret WHERE key = %s) WHERE key = %s",
+            "UPDATE secrets_app_secret SET value = (SELECT value FROM secrets_app_secret WHERE key = %s) "
+            "WHERE key = %s",
             ["SOURCE", "TARGET"],
         )
     copied = Secret.objects.get(pk=target.pk)

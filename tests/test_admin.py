@@ -1,0 +1,184 @@
+"""The admin site: workspace management, read-only secrets and audit log, never a value."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from secrets_app import services
+from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(make_user):
+    return get_user_model().objects.create_superuser("root", "root@example.com", "x")
+
+
+@pytest.fixture
+def root_client(root) -> Client:
+    client = Client()
+    client.force_login(root)
+    return client
+
+
+@pytest.fixture
+def team_secret(alice, team):
+    return services.create_secret(
+        actor=alice, workspace=team, key="ADMIN_CANARY_KEY", value="admin-value-canary", tags=["env:prod"]
+    )
+
+
+def inline_data(prefix: str, rows: list[dict], initial: int = 0) -> dict:
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(rows)),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for index, row in enumerate(rows):
+        data.update({f"{prefix}-{index}-{name}": value for name, value in row.items()})
+    return data
+
+
+def test_secret_list_and_page_show_metadata_never_the_value(root_client, team_secret):
+    listing = root_client.get("/admin/secrets_app/secret/").content.decode()
+    page = root_client.get(f"/admin/secrets_app/secret/{team_secret.pk}/change/")
+    assert "ADMIN_CANARY_KEY" in listing and "env:prod" in listing
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "ADMIN_CANARY_KEY" in body
+    for text in (listing, body):
+        assert "admin-value-canary" not in text
+        assert "sealed:" not in text and "SealedValue" not in text
+    assert 'name="_save"' not in body and 'name="value"' not in body
+
+
+def test_secrets_cannot_be_added_or_changed_in_the_admin(root_client, team_secret):
+    assert root_client.get("/admin/secrets_app/secret/add/").status_code == 403
+    response = root_client.post(f"/admin/secrets_app/secret/{team_secret.pk}/change/", {"key": "HIJACK"})
+    assert response.status_code == 403
+    assert Secret.objects.get(pk=team_secret.pk).key == "ADMIN_CANARY_KEY"
+
+
+def test_deleting_a_secret_in_the_admin_goes_through_the_service_and_is_audited(root_client, root, team_secret):
+    response = root_client.post(f"/admin/secrets_app/secret/{team_secret.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Secret.objects.filter(pk=team_secret.pk).exists()
+    assert AuditEvent.objects.filter(action="secret.deleted", actor=root, secret_key="ADMIN_CANARY_KEY").exists()
+
+
+def test_bulk_delete_action_is_audited_per_secret(root_client, alice, team):
+    keys = ["A", "B"]
+    ids = [str(services.create_secret(actor=alice, workspace=team, key=key, value="v").pk) for key in keys]
+    root_client.post(
+        "/admin/secrets_app/secret/", {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
+    )
+    assert not Secret.objects.filter(key__in=keys).exists()
+    assert AuditEvent.objects.filter(action="secret.deleted", secret_key__in=keys).count() == 2
+
+
+def test_audit_log_is_read_only(root_client, team_secret):
+    event = AuditEvent.objects.get(action="secret.created", secret_key="ADMIN_CANARY_KEY")
+    assert root_client.get("/admin/secrets_app/auditevent/").status_code == 200
+    page = root_client.get(f"/admin/secrets_app/auditevent/{event.pk}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert root_client.post(f"/admin/secrets_app/auditevent/{event.pk}/change/", {"action": "x"}).status_code == 403
+    assert root_client.post(f"/admin/secrets_app/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert root_client.get("/admin/secrets_app/auditevent/add/").status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk, action="secret.created").exists()
+
+
+def test_tags_use_guardians_object_permission_admin(root_client, team_secret):
+    tag = team_secret.tags.get()
+    page = root_client.get(f"/admin/secrets_app/tag/{tag.pk}/change/").content.decode()
+    assert f"/admin/secrets_app/tag/{tag.pk}/permissions/" in page
+    assert root_client.get(f"/admin/secrets_app/tag/{tag.pk}/permissions/").status_code == 200
+
+
+def test_superuser_manages_team_workspaces_but_not_personal_ones(root_client, team, alice):
+    listing = root_client.get("/admin/secrets_app/workspace/").content.decode()
+    assert f"/admin/secrets_app/workspace/{team.pk}/change/" in listing
+    personal = Workspace.objects.get(personal_owner=alice)
+    assert root_client.get(f"/admin/secrets_app/workspace/{personal.pk}/change/").status_code == 302
+
+
+def test_adding_a_workspace_with_an_owner_in_the_admin(root_client, root, alice):
+    data = {"name": "Platform", "slug": "platform"}
+    data.update(inline_data("memberships", [{"user": alice.pk, "role": "owner"}]))
+    response = root_client.post("/admin/secrets_app/workspace/add/", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    workspace = Workspace.objects.get(slug="platform")
+    assert list(workspace.memberships.values_list("user__username", "role")) == [("alice", "owner")]
+    assert AuditEvent.objects.filter(action="workspace.created", workspace=workspace, actor=root).exists()
+    assert AuditEvent.objects.filter(action="member.added", workspace=workspace, detail__member="alice").exists()
+
+
+def test_a_workspace_without_an_owner_is_refused_in_the_admin(root_client, alice):
+    data = {"name": "Orphan", "slug": "orphan"}
+    data.update(inline_data("memberships", [{"user": alice.pk, "role": "member"}]))
+    response = root_client.post("/admin/secrets_app/workspace/add/", data)
+    assert response.status_code == 200 and "at least one owner" in response.content.decode()
+    assert not Workspace.objects.filter(slug="orphan").exists()
+
+
+def test_demoting_the_last_owner_in_the_admin_is_refused(root_client, team, alice):
+    membership = Membership.objects.get(workspace=team, user=alice)
+    data = {"name": "Team"}
+    data.update(
+        inline_data(
+            "memberships", [{"id": membership.pk, "workspace": team.pk, "user": alice.pk, "role": "admin"}], initial=1
+        )
+    )
+    response = root_client.post(f"/admin/secrets_app/workspace/{team.pk}/change/", data)
+    assert response.status_code == 200 and "at least one owner" in response.content.decode()
+    assert Membership.objects.get(pk=membership.pk).role == Role.OWNER
+
+
+def test_adding_a_member_and_renaming_in_the_admin_is_audited(root_client, team, alice, bob):
+    membership = Membership.objects.get(workspace=team, user=alice)
+    data = {"name": "Team renamed"}
+    rows = [
+        {"id": membership.pk, "workspace": team.pk, "user": alice.pk, "role": "owner"},
+        {"workspace": team.pk, "user": bob.pk, "role": "viewer"},
+    ]
+    data.update(inline_data("memberships", rows, initial=1))
+    response = root_client.post(f"/admin/secrets_app/workspace/{team.pk}/change/", data)
+    assert response.status_code == 302
+    assert Membership.objects.get(workspace=team, user=bob).role == Role.VIEWER
+    assert AuditEvent.objects.filter(action="workspace.renamed", workspace=team).exists()
+    assert AuditEvent.objects.filter(action="member.added", detail__member="bob").exists()
+
+
+def test_adding_a_user_in_the_admin_gives_a_personal_workspace(root_client):
+    response = root_client.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "dave",
+            "password1": "Dave-long-pass-12",
+            "password2": "Dave-long-pass-12",
+            "usable_password": "true",
+        },
+    )
+    assert response.status_code == 302
+    assert Workspace.objects.filter(personal_owner__username="dave", kind="personal").exists()
+
+
+def test_staff_workspace_admin_sees_only_workspaces_they_manage(make_user, alice, team):
+    carol = make_user("carol", is_staff=True)
+    services.add_member(actor=alice, workspace=team, username="carol", role=Role.ADMIN)
+    other = services.create_team_workspace(actor=alice, name="Other", slug="other")
+    services.create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
+    services.create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
+    client = Client()
+    client.force_login(carol)
+    workspaces = client.get("/admin/secrets_app/workspace/").content.decode()
+    secrets = client.get("/admin/secrets_app/secret/").content.decode()
+    assert f"/workspace/{team.pk}/change/" in workspaces and f"/workspace/{other.pk}/change/" not in workspaces
+    assert "TEAM_KEY" in secrets and "OTHER_KEY" not in secrets
+
+
+def test_non_staff_users_cannot_enter_the_admin(alice):
+    client = Client()
+    client.force_login(alice)
+    assert client.get("/admin/").status_code == 302

@@ -1,0 +1,120 @@
+"""Configuration from the environment: required keys, the generated .env, static files without DEBUG."""
+
+import base64
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console import generate_env
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_RING = "k1:" + base64.b64encode(b"k" * 32).decode()
+
+
+def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run manage.py in a clean environment holding only `env` (and no .env file)."""
+    environment = {"PATH": os.environ["PATH"], "CONSOLE_ENV_FILE": "/nonexistent/.env", **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+
+
+BASE = {"SECRET_KEY": "x" * 50, "SECRETS_ENCRYPTION_KEYS": GOOD_RING, "DEBUG": "true"}
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "SECRETS_ENCRYPTION_KEYS"])
+def test_startup_fails_naming_a_missing_key(missing):
+    env = {name: value for name, value in BASE.items() if name != missing}
+    result = run_manage("check", **env)
+    assert result.returncode != 0
+    assert f"Set the {missing} environment variable" in result.stderr
+
+
+def test_startup_fails_naming_a_malformed_key_ring():
+    result = run_manage("check", **{**BASE, "SECRETS_ENCRYPTION_KEYS": "k1:dG9vIHNob3J0"})
+    assert result.returncode != 0
+    assert "SECRETS_ENCRYPTION_KEYS: key 'k1' must be the base64 of exactly 32 bytes" in result.stderr
+
+
+def test_production_mode_requires_allowed_hosts():
+    result = run_manage("check", **{**BASE, "DEBUG": "false"})
+    assert result.returncode != 0
+    assert "Set the ALLOWED_HOSTS environment variable" in result.stderr
+
+
+def test_a_complete_environment_starts():
+    result = run_manage("check", **BASE)
+    assert result.returncode == 0, result.stderr
+
+
+def test_whitenoise_serves_hashed_static_files_with_debug_off(tmp_path):
+    env = {**BASE, "DEBUG": "false", "ALLOWED_HOSTS": "testserver", "STATIC_ROOT": str(tmp_path / "static")}
+    collected = run_manage("collectstatic", "--noinput", "-v0", **env)
+    assert collected.returncode == 0, collected.stderr
+    script = (
+        "import django, re; django.setup();"
+        "from django.test import Client; from django.templatetags.static import static;"
+        "url = static('css/console.css'); c = Client();"
+        "r = c.get(url, secure=True);"
+        "print(url, r.status_code, r.headers.get('Cache-Control'), len(b''.join(r.streaming_content)), sep='|')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "CONSOLE_ENV_FILE": "/nonexistent",
+            "DJANGO_SETTINGS_MODULE": "console.settings",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    url, status, cache_control, size = result.stdout.strip().split("|")
+    assert url.startswith("/static/css/console.") and url.endswith(".css") and url != "/static/css/console.css"
+    assert status == "200" and "immutable" in cache_control and int(size) > 1000
+
+
+def test_generated_env_file_has_fresh_keys_and_is_private(tmp_path):
+    target = tmp_path / ".env"
+    added = generate_env.ensure_env_file(target)
+    assert added == ["DEBUG", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS"]
+    text = target.read_text()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    ring = next(line for line in text.splitlines() if line.startswith("SECRETS_ENCRYPTION_KEYS="))
+    key_id, key = ring.split("=", 1)[1].split(":")
+    assert len(base64.b64decode(key)) == 32 and key_id.startswith("k")
+
+
+def test_generated_env_file_is_never_overwritten_only_completed(tmp_path):
+    target = tmp_path / ".env"
+    target.write_text("SECRET_KEY=keep-me\nSECRETS_ENCRYPTION_KEYS=k:keep\n")
+    assert generate_env.ensure_env_file(target) == ["DEBUG"]
+    assert generate_env.ensure_env_file(target) == []
+    text = target.read_text()
+    assert "SECRET_KEY=keep-me" in text and "SECRETS_ENCRYPTION_KEYS=k:keep" in text and "DEBUG=true" in text
+
+
+@pytest.mark.django_db
+def test_the_suite_runs_on_the_database_and_cache_the_environment_names():
+    from django.conf import settings
+    from django.db import connection
+
+    database_url = os.environ.get("DATABASE_URL", "sqlite://")
+    expected_vendor = "postgresql" if database_url.startswith(("postgres", "pgsql")) else "sqlite"
+    assert connection.vendor == expected_vendor
+    expected_cache = "RedisCache" if os.environ.get("CACHE_URL", "").startswith("redis") else "LocMemCache"
+    assert settings.CACHES["default"]["BACKEND"].endswith(expected_cache)
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
