@@ -54,7 +54,7 @@ class SecretCreateForm(forms.Form):
     tags = forms.CharField(
         required=False,
         widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
-        help_text="Optional: `key` or `key:value`, separated by spaces or commas.",
+        help_text="key or key:value (e.g. team:ops env:prod), separated by spaces or commas.",
     )
 
     def clean_value(self) -> str:
@@ -85,7 +85,7 @@ class TagAddForm(forms.Form):
     tags = forms.CharField(
         label="New tags",
         widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
-        help_text="`key` or `key:value`, separated by spaces or commas.",
+        help_text="key or key:value (e.g. team:ops env:prod), separated by spaces or commas.",
     )
 
     def tag_names(self) -> list[str]:
