@@ -56,6 +56,13 @@ def add_member(team: Workspace, alice: Any) -> Any:
     return add
 
 
+def signed_in_client(user: Any) -> Client:
+    """A browser-like client with `user` signed in."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 class JsonClient:
     """A browser-like API caller: session cookie, CSRF token in X-CSRFToken, JSON bodies."""
 

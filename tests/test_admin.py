@@ -6,6 +6,7 @@ from django.test import Client
 
 from secrets_app import services
 from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
+from tests.conftest import signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +18,7 @@ def root(make_user):
 
 @pytest.fixture
 def root_client(root) -> Client:
-    client = Client()
-    client.force_login(root)
-    return client
+    return signed_in_client(root)
 
 
 @pytest.fixture
@@ -170,8 +169,7 @@ def test_staff_workspace_admin_sees_only_workspaces_they_manage(make_user, alice
     other = services.create_team_workspace(actor=alice, name="Other", slug="other")
     services.create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
     services.create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
-    client = Client()
-    client.force_login(carol)
+    client = signed_in_client(carol)
     workspaces = client.get("/admin/secrets_app/workspace/").content.decode()
     secrets = client.get("/admin/secrets_app/secret/").content.decode()
     assert f"/workspace/{team.pk}/change/" in workspaces and f"/workspace/{other.pk}/change/" not in workspaces
@@ -179,6 +177,4 @@ def test_staff_workspace_admin_sees_only_workspaces_they_manage(make_user, alice
 
 
 def test_non_staff_users_cannot_enter_the_admin(alice):
-    client = Client()
-    client.force_login(alice)
-    assert client.get("/admin/").status_code == 302
+    assert signed_in_client(alice).get("/admin/").status_code == 302

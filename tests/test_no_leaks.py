@@ -69,11 +69,9 @@ def test_no_page_listing_admin_view_or_log_line_shows_a_value(alice, everything_
     assert any("INSERT" in record.getMessage() for record in everything_logged.records), "SQL was not logged"
 
 
-def test_an_exception_while_storing_a_value_reveals_it_nowhere(alice, settings, caplog, monkeypatch):
-    settings.ADMINS = [("ops", "ops@example.com")]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="django")
+@pytest.fixture
+def api_with_a_failing_audit_log(alice, monkeypatch) -> JsonClient:
+    """Alice's API client, on a server whose audit write raises after the value arrived."""
 
     def explode(**kwargs):
         raise RuntimeError("audit store unavailable")
@@ -82,6 +80,15 @@ def test_an_exception_while_storing_a_value_reveals_it_nowhere(alice, settings, 
     api = JsonClient()
     api.login("alice")
     api.client.raise_request_exception = False
+    return api
+
+
+def test_an_exception_while_storing_a_value_reveals_it_nowhere(alice, settings, caplog, api_with_a_failing_audit_log):
+    settings.ADMINS = [("ops", "ops@example.com")]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django")
+    api = api_with_a_failing_audit_log
     response = api.post("/api/v1/workspaces/alice/secrets/", {"key": "BOOM", "value": CANARY})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "server_error"
@@ -93,16 +100,9 @@ def test_an_exception_while_storing_a_value_reveals_it_nowhere(alice, settings, 
     assert not alice.personal_workspace.secrets.filter(key="BOOM").exists()
 
 
-def test_even_the_debug_error_page_with_local_variables_holds_no_value(alice, settings, monkeypatch):
+def test_even_the_debug_error_page_with_local_variables_holds_no_value(settings, api_with_a_failing_audit_log):
     settings.DEBUG = True
-
-    def explode(**kwargs):
-        raise RuntimeError("audit store unavailable")
-
-    monkeypatch.setattr(services, "record_event", explode)
-    api = JsonClient()
-    api.login("alice")
-    api.client.raise_request_exception = False
+    api = api_with_a_failing_audit_log
     response = api.client.post(
         "/api/v1/workspaces/alice/secrets/",
         data=json.dumps({"key": "BOOM", "value": CANARY}),

@@ -10,7 +10,7 @@ from django.test import Client
 
 from secrets_app import services
 from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -29,16 +29,12 @@ def messages_in(response) -> list[str]:
 
 @pytest.fixture
 def alice_client(alice) -> Client:
-    client = Client()
-    client.force_login(alice)
-    return client
+    return signed_in_client(alice)
 
 
 @pytest.fixture
 def bob_client(bob) -> Client:
-    client = Client()
-    client.force_login(bob)
-    return client
+    return signed_in_client(bob)
 
 
 # Signing in and up
