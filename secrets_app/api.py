@@ -17,9 +17,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import errors, selectors, services
+from . import errors, permissions, selectors, services
 from .http import client_ip
 from .models import Secret, Workspace
+from .permissions import Action
 
 ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.NotFound: 404,
@@ -147,6 +148,17 @@ def workspace_json(workspace: Workspace) -> dict[str, Any]:
     return {"slug": workspace.slug, "name": workspace.name, "kind": workspace.kind, "role": workspace.caller_role}
 
 
+def grant_json(grant: selectors.Grant) -> dict[str, Any]:
+    extra = {"group_size": grant.group_size} if grant.grantee_kind == "group" else {}
+    return {
+        "id": grant.id,
+        "tag": grant.tag,
+        grant.grantee_kind: grant.grantee,
+        "permission": grant.permission,
+        **extra,
+    }
+
+
 def secret_json(secret: Secret) -> dict[str, Any]:
     """A secret's metadata. There is deliberately no way to put its value here."""
     return {
@@ -207,10 +219,13 @@ def workspaces(request: HttpRequest) -> HttpResponse:
 @sensitive_variables()
 @endpoint(["GET", "POST"])
 def secrets(request: HttpRequest, slug: str) -> HttpResponse:
-    """GET: the secrets you may see, sorted by key, 50 a page. POST: add one."""
+    """GET: the secrets you may see, sorted by key, 50 a page (?tag=, ?q=). POST: add one."""
     workspace = selectors.workspace_for(request.user, slug)
     if request.method == "GET":
-        page = selectors.paginate(selectors.secrets_visible_to(request.user, workspace), request.GET.get("page"))
+        visible = selectors.secrets_visible_to(
+            request.user, workspace, tag=request.GET.get("tag", ""), search=request.GET.get("q", "")
+        )
+        page = selectors.paginate(visible, request.GET.get("page"))
         return JsonResponse(
             {
                 "workspace": workspace.slug,
@@ -266,6 +281,62 @@ def secret_tag(request: HttpRequest, slug: str, key: str, tag: str) -> HttpRespo
     workspace = selectors.workspace_for(request.user, slug)
     found = selectors.secret_for(request.user, workspace, key)
     services.untag_secret(actor=request.user, secret=found, tag_name=tag, ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+# Tags and grants
+
+
+@endpoint(["GET"])
+def tags(request: HttpRequest, slug: str) -> HttpResponse:
+    """The tags you may see, with their number of secrets."""
+    workspace = selectors.workspace_for(request.user, slug)
+    found = selectors.tags_visible_to(request.user, workspace)
+    return JsonResponse(
+        {"workspace": workspace.slug, "tags": [{"name": t.name, "secrets": t.secret_count} for t in found]}
+    )
+
+
+@endpoint(["DELETE"])
+def tag(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+    """DELETE: the tag leaves every secret, and its grants end."""
+    workspace = selectors.workspace_for(request.user, slug)
+    services.delete_tag(
+        actor=request.user, tag=selectors.tag_for(request.user, workspace, tag), ip_address=client_ip(request)
+    )
+    return HttpResponse(status=204)
+
+
+@endpoint(["GET", "POST"])
+def tag_grants(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+    """GET: the grants on a tag. POST {"user" or "group", "permissions": [...]}: grant more."""
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
+    status = 200
+    if request.method == "POST":
+        data = read_json(request, required=["permissions"], optional=["user", "group"])
+        services.grant_tag_permissions(
+            actor=request.user,
+            workspace=workspace,
+            tag_name=tag,
+            permission_names=_string_list_field(data, "permissions"),
+            username=_string_field(data, "user") if "user" in data else "",
+            group_name=_string_field(data, "group") if "group" in data else "",
+            ip_address=client_ip(request),
+        )
+        status = 201
+    found = selectors.tag_for(request.user, workspace, tag)
+    grants = selectors.grants_in(workspace, tags=workspace.tags.filter(pk=found.pk))
+    return JsonResponse({"tag": found.name, "grants": [grant_json(g) for g in grants]}, status=status)
+
+
+@endpoint(["DELETE"])
+def tag_grant(request: HttpRequest, slug: str, tag: str, grant_id: str) -> HttpResponse:
+    """DELETE: revoke one grant."""
+    workspace = selectors.workspace_for(request.user, slug)
+    services.revoke_tag_grant(
+        actor=request.user, workspace=workspace, grant_id=grant_id, tag_name=tag, ip_address=client_ip(request)
+    )
     return HttpResponse(status=204)
 
 

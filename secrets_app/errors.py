@@ -39,6 +39,21 @@ class MemberNotFound(NotFound):
     default_message = "No such member in this workspace."
 
 
+class TagNotFound(NotFound):
+    code = "tag_not_found"
+    default_message = "No such tag in this workspace, or you cannot see it."
+
+
+class GrantNotFound(NotFound):
+    code = "grant_not_found"
+    default_message = "No such grant on this tag."
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+    default_message = "No such group."
+
+
 class UserNotFound(NotFound):
     code = "user_not_found"
     default_message = "No such user."
@@ -60,6 +75,20 @@ class SecretAlreadyExists(Conflict):
         "delete it first, then add it again."
     )
 
+    def __init__(self, message: str | None = None, keys: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.keys = keys or []
+
+    @classmethod
+    def for_keys(cls, keys: list[str]) -> "SecretAlreadyExists":
+        if len(keys) == 1:
+            return cls(keys=keys)
+        return cls(
+            f"These keys already exist in this workspace: {', '.join(keys)}. Secrets are immutable: "
+            "delete them first, then add them again.",
+            keys=keys,
+        )
+
 
 class WorkspaceSlugTaken(Conflict):
     code = "workspace_exists"
@@ -69,6 +98,11 @@ class WorkspaceSlugTaken(Conflict):
 class AlreadyMember(Conflict):
     code = "already_member"
     default_message = "This user is already a member of the workspace."
+
+
+class GrantExists(Conflict):
+    code = "grant_exists"
+    default_message = "That grant already exists."
 
 
 class LockOut(Conflict):

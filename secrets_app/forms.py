@@ -92,6 +92,35 @@ class TagAddForm(forms.Form):
         return split_tags(self.cleaned_data["tags"])
 
 
+class SecretFilterForm(forms.Form):
+    tag = forms.CharField(required=False, label="Tag")
+    q = forms.CharField(required=False, label="Key contains", max_length=SECRET_KEY_MAX_LENGTH)
+
+
+class GrantForm(forms.Form):
+    tag = forms.CharField(
+        max_length=193,
+        widget=forms.TextInput(attrs={"placeholder": "team:ops", "autocomplete": "off", "list": "workspace-tags"}),
+        help_text="An existing tag, or a new one to put on secrets later.",
+    )
+    grantee_kind = forms.ChoiceField(label="Grant to", choices=[("user", "User"), ("group", "Group")], initial="user")
+    grantee = forms.CharField(label="User or group name", max_length=150)
+    permissions = forms.MultipleChoiceField(
+        choices=[
+            ("view", "See the tagged secrets"),
+            ("use", "Use their values at run time"),
+            ("delete", "Delete them"),
+        ],
+        widget=forms.CheckboxSelectMultiple,
+        initial=["view"],
+    )
+
+    def grantee_arguments(self) -> dict[str, str]:
+        """The service's keyword for the grantee: `username` or `group_name`."""
+        key = "username" if self.cleaned_data["grantee_kind"] == "user" else "group_name"
+        return {key: self.cleaned_data["grantee"]}
+
+
 class WorkspaceCreateForm(forms.Form):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(max_length=64, help_text="Used in addresses: lowercase letters, digits and hyphens.")

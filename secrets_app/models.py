@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from . import crypto
 from .errors import SecretImmutable
@@ -82,9 +83,33 @@ class Tag(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="tag_unique_per_workspace")]
+        # Granted per tag with guardian; each reaches every secret that carries the tag.
+        permissions = [
+            ("view_tagged_secrets", "See the metadata of secrets with this tag"),
+            ("use_tagged_secrets", "Use the values of secrets with this tag at run time"),
+            ("delete_tagged_secrets", "Delete secrets with this tag"),
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class TagUserObjectPermission(UserObjectPermissionBase):
+    """A tag permission granted to one user (guardian's direct foreign-key form)."""
+
+    content_object = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="user_grants")
+
+    class Meta(UserObjectPermissionBase.Meta):
+        pass
+
+
+class TagGroupObjectPermission(GroupObjectPermissionBase):
+    """A tag permission granted to a group (guardian's direct foreign-key form)."""
+
+    content_object = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="group_grants")
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        pass
 
 
 IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value"})
@@ -198,6 +223,8 @@ class AuditEvent(models.Model):
         WORKSPACE_RENAMED = "workspace.renamed", "Workspace renamed"
         WORKSPACE_DELETED = "workspace.deleted", "Workspace deleted"
         TAG_DELETED = "tag.deleted", "Tag deleted"
+        TAG_GRANTED = "tag.granted", "Tag permission granted"
+        TAG_REVOKED = "tag.revoked", "Tag permission revoked"
         MEMBER_ADDED = "member.added", "Member added"
         MEMBER_ROLE_CHANGED = "member.role_changed", "Member role changed"
         MEMBER_REMOVED = "member.removed", "Member removed"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet, Subquery, Value
+from guardian.shortcuts import get_objects_for_user
 
 from .errors import AccessDenied
-from .models import Membership, Role, Workspace
+from .models import Membership, Role, Secret, SecretTag, Tag, Workspace
 
 
 class Action(enum.StrEnum):
@@ -54,6 +55,16 @@ SUPERUSER_ACTIONS = frozenset(Action) - {Action.CREATE_SECRET, Action.USE_SECRET
 
 # Only owners may make, unmake or remove owners.
 ROLES_ONLY_OWNERS_MANAGE = frozenset({Role.OWNER})
+
+# Tag grants: a guardian permission on a tag reaches every secret carrying the tag. Using or
+# deleting a secret implies seeing it. Grants add to a role; they never take anything away.
+TAG_PERMISSION_NAMES = {"view": "view_tagged_secrets", "use": "use_tagged_secrets", "delete": "delete_tagged_secrets"}
+TAG_PERMISSION_SHORT_NAMES = {codename: short for short, codename in TAG_PERMISSION_NAMES.items()}
+TAG_PERMISSIONS_FOR: dict[Action, tuple[str, ...]] = {
+    Action.VIEW_SECRETS: tuple(TAG_PERMISSION_NAMES.values()),
+    Action.USE_SECRET: ("use_tagged_secrets",),
+    Action.DELETE_SECRET: ("delete_tagged_secrets",),
+}
 
 
 def _is_signed_in(user: Any) -> bool:
@@ -99,24 +110,72 @@ def require(user: Any, action: Action, workspace: Workspace) -> None:
         raise AccessDenied()
 
 
+def granted_tags(user: Any, action: Action, tags: QuerySet[Tag]) -> QuerySet[Tag]:
+    """The tags among `tags` on which `user`, or one of their groups, holds a grant for `action`.
+
+    Object grants only: a model-wide (global) permission never widens access here.
+    """
+    return get_objects_for_user(
+        user,
+        list(TAG_PERMISSIONS_FOR[action]),
+        klass=tags,
+        any_perm=True,
+        with_superuser=False,
+        accept_global_perms=False,
+    )
+
+
 def visible_workspaces_filter(user: Any) -> Q:
-    """Workspaces the user can see: those they belong to (superusers: every team workspace too)."""
+    """Workspaces the user can see: those they belong to, those where they hold a tag grant
+    (and, for superusers, every team workspace)."""
     if not _is_signed_in(user):
         return Q(pk__in=[])
     member = Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk)))
-    return member | Q(kind=Workspace.Kind.TEAM) if user.is_superuser else member
+    grantee = Q(Exists(granted_tags(user, Action.VIEW_SECRETS, Tag.objects.all()).filter(workspace=OuterRef("pk"))))
+    visible = member | grantee
+    return visible | Q(kind=Workspace.Kind.TEAM) if user.is_superuser else visible
+
+
+def _secret_condition(user: Any, action: Action, workspace: Workspace) -> bool | Exists:
+    """True if the role allows `action` on every secret of the workspace, False if nothing can
+    allow it, else the SQL condition "carries a tag the user holds a grant on"."""
+    if can(user, action, workspace):
+        return True
+    if not _is_signed_in(user) or action not in TAG_PERMISSIONS_FOR:
+        return False
+    tags = granted_tags(user, action, Tag.objects.filter(workspace=workspace))
+    return Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__in=tags))
+
+
+def secrets_filter(user: Any, action: Action, workspace: Workspace) -> Q:
+    """Filter on `workspace.secrets`: those `user` may do `action` to, by role or tag grant.
+
+    One SQL expression, whatever the number of secrets, tags and grants.
+    """
+    condition = _secret_condition(user, action, workspace)
+    if isinstance(condition, bool):
+        return Q() if condition else Q(pk__in=[])
+    return Q(condition)
 
 
 def visible_secrets_filter(user: Any, workspace: Workspace) -> Q:
     """Filter on `workspace.secrets`: those whose metadata `user` may see."""
-    if can(user, Action.VIEW_SECRETS, workspace):
-        return Q()
-    return Q(pk__in=[])
+    return secrets_filter(user, Action.VIEW_SECRETS, workspace)
 
 
-def can_on_secret(user: Any, action: Action, secret: Any) -> bool:
-    """May `user` do `action` (view, use, delete, tag) to this one secret?"""
-    return can(user, action, secret.workspace)
+def secret_permission_annotation(user: Any, action: Action, workspace: Workspace) -> Expression:
+    """A boolean column for a secrets queryset: may `user` do `action` to this row?"""
+    condition = _secret_condition(user, action, workspace)
+    return Value(condition, output_field=BooleanField()) if isinstance(condition, bool) else condition
+
+
+def can_on_secret(user: Any, action: Action, secret: Secret) -> bool:
+    """May `user` do `action` (view, use, delete, tag) to this one secret, by role or tag grant?"""
+    if can(user, action, secret.workspace):
+        return True
+    if not _is_signed_in(user) or action not in TAG_PERMISSIONS_FOR:
+        return False
+    return granted_tags(user, action, Tag.objects.filter(secret_tags__secret=secret)).exists()
 
 
 def require_on_secret(user: Any, action: Action, secret: Any) -> None:
@@ -139,6 +198,17 @@ def require_membership_change(
 
 def can_use_admin_site(user: Any) -> bool:
     return _is_signed_in(user) and user.is_staff
+
+
+def require_tagging(user: Any, secret_workspace: Workspace, tags_with_grants: list[str]) -> None:
+    """Putting a tag that carries grants on a secret shares it with the grantees: only those
+    who manage grants may do that."""
+    if tags_with_grants and not can(user, Action.MANAGE_GRANTS, secret_workspace):
+        names = ", ".join(sorted(tags_with_grants))
+        raise AccessDenied(
+            f"Tag {names} gives other people access to the secrets that carry it; "
+            "only a workspace owner or admin can put it on a secret."
+        )
 
 
 def admin_can(user: Any, action: Action, workspace: Workspace | None) -> bool:

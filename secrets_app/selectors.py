@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from . import permissions
-from .errors import PageNotFound, SecretNotFound, WorkspaceNotFound
-from .models import Membership, Secret, Tag, Workspace
+from .errors import PageNotFound, SecretNotFound, TagNotFound, WorkspaceNotFound
+from .models import (
+    Membership,
+    Role,
+    Secret,
+    SecretTag,
+    Tag,
+    TagGroupObjectPermission,
+    TagUserObjectPermission,
+    Workspace,
+)
+from .permissions import Action
 
 PAGE_SIZE = 50
 
@@ -32,10 +43,21 @@ def personal_workspace_of(user: Any) -> Workspace:
     return workspace_for(user, Workspace.objects.only("slug").get(personal_owner=user).slug)
 
 
-def secrets_visible_to(user: Any, workspace: Workspace) -> QuerySet[Secret]:
-    """Metadata of the secrets `user` may see in `workspace`, sorted by key; values never loaded."""
+def secrets_visible_to(user: Any, workspace: Workspace, *, tag: str = "", search: str = "") -> QuerySet[Secret]:
+    """Metadata of the secrets `user` may see in `workspace`, sorted by key; values never loaded.
+
+    Optionally only those carrying `tag`, or whose key contains `search`. Each row says
+    whether the caller may delete it (`caller_can_delete`).
+    """
+    secrets = workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
+    if tag:
+        secrets = secrets.filter(Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__name=tag)))
+    if search:
+        secrets = secrets.filter(key__icontains=search)
     return (
-        workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
+        secrets.annotate(
+            caller_can_delete=permissions.secret_permission_annotation(user, Action.DELETE_SECRET, workspace)
+        )
         .defer("value")
         .select_related("created_by")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.only("id", "name")))
@@ -62,3 +84,105 @@ def paginate(queryset: QuerySet, raw_page: str | None, per_page: int = PAGE_SIZE
     if not raw_page.isdigit() or not 1 <= int(raw_page) <= paginator.num_pages:
         raise PageNotFound(f"There is no page {raw_page!r}; pages run from 1 to {paginator.num_pages}.")
     return paginator.page(int(raw_page))
+
+
+# Tags and grants
+
+
+def tags_visible_to(user: Any, workspace: Workspace) -> QuerySet[Tag]:
+    """Tags `user` may see: all of the workspace's for those who see every secret, else the tags
+    on the secrets they can see. Each with its number of secrets."""
+    tags = workspace.tags.all()
+    if not permissions.can(user, Action.VIEW_SECRETS, workspace):
+        visible = workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
+        tags = tags.filter(Exists(SecretTag.objects.filter(tag=OuterRef("pk"), secret__in=visible)))
+    return tags.annotate(secret_count=Count("secret_tags")).order_by("name")
+
+
+def tag_for(user: Any, workspace: Workspace, name: str) -> Tag:
+    """One tag `user` may see, or TagNotFound."""
+    tag = tags_visible_to(user, workspace).filter(name=name).first()
+    if tag is None:
+        raise TagNotFound()
+    return tag
+
+
+def tag_names_with_grants(workspace: Workspace, names: list[str]) -> list[str]:
+    """Which of these tag names carry at least one grant in `workspace`."""
+    if not names:
+        return []
+    granted = Q(Exists(TagUserObjectPermission.objects.filter(content_object=OuterRef("pk")))) | Q(
+        Exists(TagGroupObjectPermission.objects.filter(content_object=OuterRef("pk")))
+    )
+    return list(workspace.tags.filter(granted, name__in=names).values_list("name", flat=True))
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One permission ("view", "use" or "delete") held by a user or a group on one tag."""
+
+    id: str
+    tag: str
+    grantee_kind: str
+    grantee: str
+    permission: str
+    group_size: int | None = None
+
+
+def grants_in(workspace: Workspace, *, tags: QuerySet[Tag] | None = None) -> list[Grant]:
+    """The tag grants of a workspace (or of some of its tags), by tag, grantee and permission."""
+    codenames = permissions.TAG_PERMISSION_SHORT_NAMES
+    tag_filter = {"content_object__in": tags} if tags is not None else {"content_object__workspace": workspace}
+    user_grants = TagUserObjectPermission.objects.filter(
+        permission__codename__in=codenames, **tag_filter
+    ).select_related("content_object", "permission", "user")
+    group_grants = (
+        TagGroupObjectPermission.objects.filter(permission__codename__in=codenames, **tag_filter)
+        .select_related("content_object", "permission", "group")
+        .annotate(group_size=Count("group__user"))
+    )
+    grants = [
+        Grant(f"user-{g.pk}", g.content_object.name, "user", g.user.get_username(), codenames[g.permission.codename])
+        for g in user_grants
+    ] + [
+        Grant(
+            f"group-{g.pk}",
+            g.content_object.name,
+            "group",
+            g.group.name,
+            codenames[g.permission.codename],
+            g.group_size,
+        )
+        for g in group_grants
+    ]
+    order = list(permissions.TAG_PERMISSION_NAMES)
+    return sorted(grants, key=lambda g: (g.tag, g.grantee_kind, g.grantee, order.index(g.permission)))
+
+
+SECRET_ACTIONS = (("view", Action.VIEW_SECRETS), ("use", Action.USE_SECRET), ("delete", Action.DELETE_SECRET))
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """Who can reach a secret, and why."""
+
+    grantee_kind: str
+    grantee: str
+    reason: str
+    permissions: tuple[str, ...]
+
+
+def effective_access(secret: Secret) -> list[AccessEntry]:
+    """Everyone who can reach `secret`: members by role, then users and groups by tag grant."""
+    entries = []
+    for membership in secret.workspace.memberships.select_related("user").order_by("user__username"):
+        role = Role(membership.role)
+        allowed = tuple(name for name, action in SECRET_ACTIONS if permissions.role_allows(role, action))
+        if allowed:
+            entries.append(AccessEntry("user", membership.user.get_username(), f"role: {role.label.lower()}", allowed))
+    by_grantee: dict[tuple[str, str, str], list[str]] = {}
+    for grant in grants_in(secret.workspace, tags=Tag.objects.filter(secret_tags__secret=secret)):
+        label = f"{grant.grantee} ({grant.group_size} users)" if grant.grantee_kind == "group" else grant.grantee
+        by_grantee.setdefault((grant.grantee_kind, label, f"tag {grant.tag}"), []).append(grant.permission)
+    entries += [AccessEntry(kind, who, reason, tuple(perms)) for (kind, who, reason), perms in by_grantee.items()]
+    return entries

@@ -7,28 +7,44 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
+from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
-from . import permissions
+from . import permissions, selectors
 from .errors import (
     AlreadyMember,
+    GrantExists,
+    GrantNotFound,
+    GroupNotFound,
     InvalidOperation,
     LockOut,
     MemberNotFound,
     SecretAlreadyExists,
+    UserNotFound,
     WorkspaceSlugTaken,
 )
-from .models import AuditEvent, Membership, Role, Secret, SecretTag, Tag, Workspace
+from .models import (
+    AuditEvent,
+    Membership,
+    Role,
+    Secret,
+    SecretTag,
+    Tag,
+    TagGroupObjectPermission,
+    TagUserObjectPermission,
+    Workspace,
+)
 from .permissions import Action
 from .validators import validate_secret_key, validate_secret_value, validate_tag_name
 
 User = get_user_model()
 
 
-def record_event(
+def audit_event(
     *,
     action: str,
     actor: Any = None,
@@ -38,9 +54,9 @@ def record_event(
     ip_address: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. Callers pass names and ids, never a value."""
+    """An unsaved audit event. Callers pass names and ids, never a value."""
     signed_in = actor is not None and actor.is_authenticated
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor=actor if signed_in else None,
         actor_username=actor.get_username() if signed_in else "",
@@ -51,6 +67,16 @@ def record_event(
         ip_address=ip_address,
         detail=detail or {},
     )
+
+
+def record_events(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Append audit events, in order."""
+    return AuditEvent.objects.bulk_create(events, batch_size=1000)
+
+
+def record_event(**fields: Any) -> AuditEvent:
+    """Append one audit event (see `audit_event` for the fields)."""
+    return record_events([audit_event(**fields)])[0]
 
 
 # Users
@@ -175,7 +201,7 @@ def add_member(
     permissions.require_membership_change(actor, workspace, from_role=None, to_role=role)
     user = User.objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise MemberNotFound(f"No active user named {username!r}.")
+        raise UserNotFound(f"No active user named {username!r}.")
     try:
         with transaction.atomic():
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)
@@ -257,13 +283,96 @@ def _clean_tag_names(tag_names: Iterable[str]) -> list[str]:
 
 def _attach_tags(*, actor: Any, secret: Secret, names: list[str]) -> list[str]:
     """Attach tags by name (creating them in the workspace); return the names newly attached."""
+    permissions.require_tagging(actor, secret.workspace, selectors.tag_names_with_grants(secret.workspace, names))
     attached = []
+    tags = _tags_named(secret.workspace, names)
     for name in names:
-        tag, _ = Tag.objects.get_or_create(workspace_id=secret.workspace_id, name=name)
-        _, created = SecretTag.objects.get_or_create(secret=secret, tag=tag, defaults={"added_by": actor})
+        _, created = SecretTag.objects.get_or_create(secret=secret, tag=tags[name], defaults={"added_by": actor})
         if created:
             attached.append(name)
     return attached
+
+
+def _validate_new_secret(key: str, value: str, tags: Iterable[str]) -> list[str]:
+    """Check one new secret's fields; return its clean tag names, or a ValidationError by field."""
+    field_errors: dict[str, ValidationError] = {}
+    tag_names: list[str] = []
+    try:
+        validate_secret_key(key)
+    except ValidationError as error:
+        field_errors["key"] = error
+    try:
+        validate_secret_value(value)
+    except ValidationError as error:
+        field_errors["value"] = error
+    try:
+        tag_names = _clean_tag_names(tags)
+    except ValidationError as error:
+        field_errors["tags"] = error
+    if field_errors:
+        raise ValidationError(field_errors)
+    return tag_names
+
+
+def _tags_named(workspace: Workspace, names: list[str]) -> dict[str, Tag]:
+    """The workspace's tags with these names, creating the missing ones."""
+    tags = {tag.name: tag for tag in workspace.tags.filter(name__in=names)}
+    missing = [Tag(workspace=workspace, name=name) for name in names if name not in tags]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        tags = {tag.name: tag for tag in workspace.tags.filter(name__in=names)}
+    return tags
+
+
+@sensitive_variables()
+def _insert_secrets(
+    *, actor: Any, workspace: Workspace, entries: list[tuple[str, str, list[str]]], ip_address: str | None
+) -> list[Secret]:
+    """Write validated (key, value, tag names) entries with their tags and audit events, all in
+    one transaction. Values are sealed as each row is written."""
+    tag_names = sorted({name for _, _, names in entries for name in names})
+    if tag_names:
+        permissions.require(actor, Action.TAG_SECRET, workspace)
+        permissions.require_tagging(actor, workspace, selectors.tag_names_with_grants(workspace, tag_names))
+    secrets = [
+        Secret(id=uuid.uuid4(), workspace=workspace, key=key, value=value, created_by=actor)
+        for key, value, _ in entries
+    ]
+    try:
+        with transaction.atomic():
+            Secret.objects.bulk_create(secrets, batch_size=500)
+            tags = _tags_named(workspace, tag_names)
+            SecretTag.objects.bulk_create(
+                [
+                    SecretTag(secret=secret, tag=tags[name], added_by=actor)
+                    for secret, (_, _, names) in zip(secrets, entries, strict=True)
+                    for name in names
+                ],
+                batch_size=1000,
+            )
+            record_events(
+                [
+                    audit_event(
+                        action=AuditEvent.Action.SECRET_CREATED,
+                        actor=actor,
+                        workspace=workspace,
+                        secret=secret,
+                        ip_address=ip_address,
+                        detail={"tags": names} if names else {},
+                    )
+                    for secret, (_, _, names) in zip(secrets, entries, strict=True)
+                ]
+            )
+    except IntegrityError:
+        taken = sorted(
+            Secret.objects.filter(workspace=workspace, key__in=[s.key for s in secrets]).values_list("key", flat=True)
+        )
+        if taken:
+            raise SecretAlreadyExists.for_keys(taken) from None
+        raise
+    for secret in secrets:
+        secret._remember_identity()
+    return secrets
 
 
 @sensitive_variables()
@@ -278,40 +387,42 @@ def create_secret(
 ) -> Secret:
     """Add a secret. The value is sealed before it is written and never returned."""
     permissions.require(actor, Action.CREATE_SECRET, workspace)
-    field_errors: dict[str, ValidationError] = {}
-    tag_names: list[str] = []
-    for field_name, check in (
-        ("key", lambda: validate_secret_key(key)),
-        ("value", lambda: validate_secret_value(value)),
-        ("tags", lambda: tag_names.extend(_clean_tag_names(tags))),
-    ):
-        try:
-            check()
-        except ValidationError as error:
-            field_errors[field_name] = error
-    if field_errors:
-        raise ValidationError(field_errors)
-    if tag_names:
-        permissions.require(actor, Action.TAG_SECRET, workspace)
+    tag_names = _validate_new_secret(key, value, tags)
+    return _insert_secrets(actor=actor, workspace=workspace, entries=[(key, value, tag_names)], ip_address=ip_address)[
+        0
+    ]
 
-    secret = Secret(id=uuid.uuid4(), workspace=workspace, key=key, value=value, created_by=actor)
-    try:
-        with transaction.atomic():
-            secret.save(force_insert=True)
-            _attach_tags(actor=actor, secret=secret, names=tag_names)
-            record_event(
-                action=AuditEvent.Action.SECRET_CREATED,
-                actor=actor,
-                workspace=workspace,
-                secret=secret,
-                ip_address=ip_address,
-                detail={"tags": tag_names} if tag_names else {},
-            )
-    except IntegrityError:
-        if Secret.objects.filter(workspace=workspace, key=key).exists():
-            raise SecretAlreadyExists() from None
-        raise
-    return secret
+
+@sensitive_variables()
+def import_secrets(
+    *,
+    actor: Any,
+    workspace: Workspace,
+    entries: Iterable[tuple[str, str, Iterable[str]]],
+    ip_address: str | None = None,
+) -> list[Secret]:
+    """Add many (key, value, tags) secrets at once: all or nothing. Invalid entries are reported
+    by key; keys already in the workspace (or given twice) are conflicts, never overwritten."""
+    permissions.require(actor, Action.CREATE_SECRET, workspace)
+    cleaned, problems, seen = [], {}, set()
+    for key, value, tags in entries:
+        try:
+            tag_names = _validate_new_secret(key, value, tags)
+        except ValidationError as error:
+            problems[str(key)] = [
+                f"{field}: {message}" for field, messages in error.message_dict.items() for message in messages
+            ]
+            continue
+        if key in seen:
+            problems[key] = ["key: given more than once."]
+        seen.add(key)
+        cleaned.append((key, value, tag_names))
+    if problems:
+        raise ValidationError(problems)
+    taken = sorted(workspace.secrets.filter(key__in=seen).values_list("key", flat=True))
+    if taken:
+        raise SecretAlreadyExists.for_keys(taken)
+    return _insert_secrets(actor=actor, workspace=workspace, entries=cleaned, ip_address=ip_address)
 
 
 def delete_secret(*, actor: Any, secret: Secret, ip_address: str | None = None) -> None:
@@ -380,3 +491,100 @@ def delete_tag(*, actor: Any, tag: Tag, ip_address: str | None = None) -> None:
             detail={"tag": tag.name, "secrets": tag.secret_tags.count()},
         )
         tag.delete()
+
+
+# Tag grants
+
+
+def _tag_grantee(*, username: str, group_name: str) -> Any:
+    if bool(username) == bool(group_name):
+        raise ValidationError({"grantee": ["Name exactly one grantee: a user or a group."]})
+    if username:
+        user = User.objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise UserNotFound(f"No active user named {username!r}.")
+        return user
+    group = Group.objects.filter(name=group_name).first()
+    if group is None:
+        raise GroupNotFound(f"No group named {group_name!r}.")
+    return group
+
+
+def grant_tag_permissions(
+    *,
+    actor: Any,
+    workspace: Workspace,
+    tag_name: str,
+    permission_names: Iterable[str],
+    username: str = "",
+    group_name: str = "",
+    ip_address: str | None = None,
+) -> list[str]:
+    """Grant a user or a group permissions ("view", "use", "delete") on every secret carrying a
+    tag (created if new). Returns the permissions that were new."""
+    permissions.require(actor, Action.MANAGE_GRANTS, workspace)
+    if workspace.is_personal:
+        raise InvalidOperation("A personal workspace is private: tag grants are made in team workspaces.")
+    wanted = list(dict.fromkeys(permission_names))
+    unknown = [name for name in wanted if name not in permissions.TAG_PERMISSION_NAMES]
+    if not wanted or unknown:
+        choices = ", ".join(permissions.TAG_PERMISSION_NAMES)
+        raise ValidationError({"permissions": [f"Choose one or more of: {choices}."]})
+    try:
+        validate_tag_name(tag_name)
+    except ValidationError as error:
+        raise ValidationError({"tag": error}) from None
+    grantee = _tag_grantee(username=username, group_name=group_name)
+    grantee_field = {"user": grantee.get_username()} if username else {"group": grantee.name}
+    with transaction.atomic():
+        tag, _ = Tag.objects.get_or_create(workspace=workspace, name=tag_name)
+        held = set(get_user_perms(grantee, tag) if username else get_group_perms(grantee, tag))
+        new = [name for name in wanted if permissions.TAG_PERMISSION_NAMES[name] not in held]
+        if not new:
+            raise GrantExists(f"{next(iter(grantee_field.values()))} already holds that on tag {tag_name}.")
+        for name in new:
+            assign_perm(permissions.TAG_PERMISSION_NAMES[name], grantee, tag)
+            record_event(
+                action=AuditEvent.Action.TAG_GRANTED,
+                actor=actor,
+                workspace=workspace,
+                ip_address=ip_address,
+                detail={"tag": tag_name, **grantee_field, "permission": name},
+            )
+    return new
+
+
+def revoke_tag_grant(
+    *, actor: Any, workspace: Workspace, grant_id: str, tag_name: str | None = None, ip_address: str | None = None
+) -> None:
+    """Revoke one grant (one permission of one user or group on one tag); access ends at once."""
+    permissions.require(actor, Action.MANAGE_GRANTS, workspace)
+    kind, _, number = grant_id.partition("-")
+    model = {"user": TagUserObjectPermission, "group": TagGroupObjectPermission}.get(kind)
+    grant = (
+        model.objects.select_related("content_object", "permission", kind)
+        .filter(
+            pk=int(number),
+            content_object__workspace=workspace,
+            permission__codename__in=permissions.TAG_PERMISSION_NAMES.values(),
+            **({"content_object__name": tag_name} if tag_name is not None else {}),
+        )
+        .first()
+        if model is not None and number.isdigit()
+        else None
+    )
+    if grant is None:
+        raise GrantNotFound()
+    grantee = getattr(grant, kind)
+    tag = grant.content_object
+    name = permissions.TAG_PERMISSION_SHORT_NAMES[grant.permission.codename]
+    grantee_field = {"user": grantee.get_username()} if kind == "user" else {"group": grantee.name}
+    with transaction.atomic():
+        remove_perm(grant.permission.codename, grantee, tag)
+        record_event(
+            action=AuditEvent.Action.TAG_REVOKED,
+            actor=actor,
+            workspace=workspace,
+            ip_address=ip_address,
+            detail={"tag": tag.name, **grantee_field, "permission": name},
+        )

@@ -36,9 +36,14 @@ ui_patterns = [
         views.secret_tag_remove,
         name="secret-tag-remove",
     ),
+    path(f"{developer}/access/", views.access_page, name="access"),
+    path(f"{developer}/access/grants/<str:grant_id>/revoke/", views.grant_revoke, name="grant-revoke"),
+    path(f"{developer}/access/tags/<str:tag>/delete/", views.tag_delete, name="tag-delete"),
     path(f"{developer}/members/", views.members_page, name="members"),
     path(f"{developer}/members/<str:username>/", views.member_change, name="member-change"),
 ]
+
+tags_api = "api/v1/workspaces/<slug:slug>/tags"
 
 api_patterns = [
     path("api/v1/session/", api.session, name="api-session"),
@@ -51,6 +56,13 @@ api_patterns = [
         api.secret_tag,
         name="api-secret-tag",
     ),
+]
+
+api_patterns += [
+    path(f"{tags_api}/", api.tags, name="api-tags"),
+    path(f"{tags_api}/<str:tag>/", api.tag, name="api-tag"),
+    path(f"{tags_api}/<str:tag>/grants/", api.tag_grants, name="api-tag-grants"),
+    path(f"{tags_api}/<str:tag>/grants/<str:grant_id>/", api.tag_grant, name="api-tag-grant"),
 ]
 
 urlpatterns = ui_patterns + api_patterns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms as django_forms
 from django.contrib import messages
@@ -18,10 +19,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import api, errors, permissions, selectors, services
 from .forms import (
+    GrantForm,
     MemberAddForm,
     MemberRoleForm,
     ProfileForm,
     SecretCreateForm,
+    SecretFilterForm,
     SignUpForm,
     TagAddForm,
     WorkspaceCreateForm,
@@ -159,12 +162,24 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         # The page that reports the error never carries the value back to the browser.
         form.data = form.data.copy()
         form.data["value"] = ""
-    page = selectors.paginate(selectors.secrets_visible_to(request.user, workspace), request.GET.get("page"))
-    return render(
-        request,
-        "developer/secrets.html",
-        _developer_context(request, workspace, "secrets", form=form, page=page),
+    filters = SecretFilterForm(request.GET)
+    filters.is_valid()
+    active_filters = {name: value for name, value in filters.cleaned_data.items() if value}
+    secrets = selectors.secrets_visible_to(
+        request.user, workspace, tag=active_filters.get("tag", ""), search=active_filters.get("q", "")
     )
+    page = selectors.paginate(secrets, request.GET.get("page"))
+    context = _developer_context(
+        request,
+        workspace,
+        "secrets",
+        form=form,
+        page=page,
+        filters=filters,
+        filter_query=urlencode(active_filters),
+        tags=selectors.tags_visible_to(request.user, workspace),
+    )
+    return render(request, "developer/secrets.html", context)
 
 
 @console_view
@@ -173,10 +188,14 @@ def secret_detail(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     workspace = selectors.workspace_for(request.user, slug)
     secret = selectors.secret_for(request.user, workspace, key)
     return render(
-        request,
-        "developer/secret_detail.html",
-        _developer_context(request, workspace, "secrets", secret=secret, tag_form=TagAddForm()),
+        request, "developer/secret_detail.html", _secret_detail_context(request, workspace, secret, TagAddForm())
     )
+
+
+def _secret_detail_context(request: HttpRequest, workspace: Any, secret: Any, tag_form: TagAddForm) -> dict[str, Any]:
+    sees_everyone = permissions.can(request.user, Action.VIEW_SECRETS, workspace)
+    access = selectors.effective_access(secret) if sees_everyone else None
+    return _developer_context(request, workspace, "secrets", secret=secret, tag_form=tag_form, access=access)
 
 
 @console_view
@@ -214,10 +233,7 @@ def secret_tags_add(request: HttpRequest, slug: str, key: str) -> HttpResponse:
             messages.success(request, f"Tagged {secret.key}: {', '.join(added)}." if added else "Nothing new to add.")
             return redirect("secret-detail", slug=workspace.slug, key=secret.key)
     return render(
-        request,
-        "developer/secret_detail.html",
-        _developer_context(request, workspace, "secrets", secret=secret, tag_form=form),
-        status=400,
+        request, "developer/secret_detail.html", _secret_detail_context(request, workspace, secret, form), status=400
     )
 
 
@@ -233,6 +249,62 @@ def secret_tag_remove(request: HttpRequest, slug: str, key: str, tag: str) -> Ht
     else:
         messages.success(request, f"Removed tag {tag} from {secret.key}.")
     return redirect("secret-detail", slug=workspace.slug, key=secret.key)
+
+
+# Access: tag grants
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def access_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Tags, the grants made on them, and the form to grant more."""
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
+    form = GrantForm(request.POST or None, initial={"tag": request.GET.get("tag", "")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            granted = services.grant_tag_permissions(
+                actor=request.user,
+                workspace=workspace,
+                tag_name=form.cleaned_data["tag"],
+                permission_names=form.cleaned_data["permissions"],
+                ip_address=client_ip(request),
+                **form.grantee_arguments(),
+            )
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            grantee = form.cleaned_data["grantee"]
+            messages.success(request, f"Granted {', '.join(granted)} on tag {form.cleaned_data['tag']} to {grantee}.")
+            return redirect("access", slug=workspace.slug)
+    context = _developer_context(
+        request,
+        workspace,
+        "access",
+        form=form,
+        tags=selectors.tags_visible_to(request.user, workspace),
+        grants=selectors.grants_in(workspace),
+    )
+    return render(request, "developer/access.html", context, status=400 if form.errors else 200)
+
+
+@console_view
+@require_POST
+def grant_revoke(request: HttpRequest, slug: str, grant_id: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    services.revoke_tag_grant(actor=request.user, workspace=workspace, grant_id=grant_id, ip_address=client_ip(request))
+    messages.success(request, "Grant revoked; the access it gave has ended.")
+    return redirect("access", slug=workspace.slug)
+
+
+@console_view
+@require_POST
+def tag_delete(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    found = selectors.tag_for(request.user, workspace, tag)
+    services.delete_tag(actor=request.user, tag=found, ip_address=client_ip(request))
+    messages.success(request, f"Tag {tag} deleted: it left its secrets, and its grants ended.")
+    return redirect("access", slug=workspace.slug)
 
 
 # Workspaces and members

@@ -73,10 +73,10 @@ def test_no_page_listing_admin_view_or_log_line_shows_a_value(alice, everything_
 def api_with_a_failing_audit_log(alice, monkeypatch) -> JsonClient:
     """Alice's API client, on a server whose audit write raises after the value arrived."""
 
-    def explode(**kwargs):
+    def explode(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_event", explode)
+    monkeypatch.setattr(services, "record_events", explode)
     api = JsonClient()
     api.login("alice")
     api.client.raise_request_exception = False

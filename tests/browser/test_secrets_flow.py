@@ -20,7 +20,7 @@ def sign_in(page, username: str) -> None:
 
 
 def add_secret(page, key: str, value: str, tags: str = "") -> None:
-    page.get_by_label("Key").fill(key)
+    page.get_by_label("Key", exact=True).fill(key)
     page.get_by_label("Value").fill(value)
     if tags:
         page.get_by_label("Tags").fill(tags)
