@@ -293,7 +293,7 @@ def tags(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = selectors.workspace_for(request.user, slug)
     found = selectors.tags_visible_to(request.user, workspace)
     return JsonResponse(
-        {"workspace": workspace.slug, "tags": [{"name": t.name, "secrets": t.secret_count} for t in found]}
+        {"workspace": workspace.slug, "tags": [{"name": t["name"], "secrets": t["secret_count"]} for t in found]}
     )
 
 

@@ -136,15 +136,21 @@ def visible_workspaces_filter(user: Any) -> Q:
     return visible | Q(kind=Workspace.Kind.TEAM) if user.is_superuser else visible
 
 
-def _secret_condition(user: Any, action: Action, workspace: Workspace) -> bool | Exists:
+def granted_secret_ids(user: Any, action: Action, workspace: Workspace) -> QuerySet[SecretTag]:
+    """Ids (`secret_id` rows) of the workspace's secrets carrying a tag `user` holds a grant for
+    `action` on."""
+    tags = granted_tags(user, action, Tag.objects.filter(workspace=workspace))
+    return SecretTag.objects.filter(tag__in=tags).values("secret_id")
+
+
+def _reach(user: Any, action: Action, workspace: Workspace) -> bool | None:
     """True if the role allows `action` on every secret of the workspace, False if nothing can
-    allow it, else the SQL condition "carries a tag the user holds a grant on"."""
+    allow it, None if it depends on each secret's tags."""
     if can(user, action, workspace):
         return True
     if not _is_signed_in(user) or action not in TAG_PERMISSIONS_FOR:
         return False
-    tags = granted_tags(user, action, Tag.objects.filter(workspace=workspace))
-    return Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__in=tags))
+    return None
 
 
 def secrets_filter(user: Any, action: Action, workspace: Workspace) -> Q:
@@ -152,10 +158,10 @@ def secrets_filter(user: Any, action: Action, workspace: Workspace) -> Q:
 
     One SQL expression, whatever the number of secrets, tags and grants.
     """
-    condition = _secret_condition(user, action, workspace)
-    if isinstance(condition, bool):
-        return Q() if condition else Q(pk__in=[])
-    return Q(condition)
+    reach = _reach(user, action, workspace)
+    if reach is None:
+        return Q(pk__in=granted_secret_ids(user, action, workspace))
+    return Q() if reach else Q(pk__in=[])
 
 
 def visible_secrets_filter(user: Any, workspace: Workspace) -> Q:
@@ -165,8 +171,10 @@ def visible_secrets_filter(user: Any, workspace: Workspace) -> Q:
 
 def secret_permission_annotation(user: Any, action: Action, workspace: Workspace) -> Expression:
     """A boolean column for a secrets queryset: may `user` do `action` to this row?"""
-    condition = _secret_condition(user, action, workspace)
-    return Value(condition, output_field=BooleanField()) if isinstance(condition, bool) else condition
+    reach = _reach(user, action, workspace)
+    if reach is None:
+        return Exists(granted_secret_ids(user, action, workspace).filter(secret_id=OuterRef("pk")))
+    return Value(reach, output_field=BooleanField())
 
 
 def can_on_secret(user: Any, action: Action, secret: Secret) -> bool:

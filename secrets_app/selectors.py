@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
 
 from . import permissions
 from .errors import PageNotFound, SecretNotFound, TagNotFound, WorkspaceNotFound
@@ -89,20 +89,25 @@ def paginate(queryset: QuerySet, raw_page: str | None, per_page: int = PAGE_SIZE
 # Tags and grants
 
 
-def tags_visible_to(user: Any, workspace: Workspace) -> QuerySet[Tag]:
-    """Tags `user` may see: all of the workspace's for those who see every secret, else the tags
-    on the secrets they can see. Each with its number of secrets."""
-    tags = workspace.tags.all()
-    if not permissions.can(user, Action.VIEW_SECRETS, workspace):
-        visible = workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
-        tags = tags.filter(Exists(SecretTag.objects.filter(tag=OuterRef("pk"), secret__in=visible)))
-    return tags.annotate(secret_count=Count("secret_tags")).order_by("name")
+def tags_visible_to(user: Any, workspace: Workspace) -> QuerySet:
+    """Tags `user` may see, as rows of `name` and `secret_count`, sorted by name: every tag of the
+    workspace for those who see every secret, else the tags on the secrets they reach, counting
+    only those secrets (never hidden ones)."""
+    if permissions.can(user, Action.VIEW_SECRETS, workspace):
+        return workspace.tags.values("name").annotate(secret_count=Count("secret_tags")).order_by("name")
+    reached = permissions.granted_secret_ids(user, Action.VIEW_SECRETS, workspace)
+    return (
+        SecretTag.objects.filter(secret_id__in=reached)
+        .values(name=F("tag__name"))
+        .annotate(secret_count=Count("pk"))
+        .order_by("name")
+    )
 
 
 def tag_for(user: Any, workspace: Workspace, name: str) -> Tag:
     """One tag `user` may see, or TagNotFound."""
-    tag = tags_visible_to(user, workspace).filter(name=name).first()
-    if tag is None:
+    tag = workspace.tags.filter(name=name).first()
+    if tag is None or not tags_visible_to(user, workspace).filter(name=name).exists():
         raise TagNotFound()
     return tag
 
@@ -156,7 +161,7 @@ def grants_in(workspace: Workspace, *, tags: QuerySet[Tag] | None = None) -> lis
         for g in group_grants
     ]
     order = list(permissions.TAG_PERMISSION_NAMES)
-    return sorted(grants, key=lambda g: (g.tag, g.grantee_kind, g.grantee, order.index(g.permission)))
+    return sorted(grants, key=lambda g: (g.tag, g.grantee_kind != "user", g.grantee, order.index(g.permission)))
 
 
 SECRET_ACTIONS = (("view", Action.VIEW_SECRETS), ("use", Action.USE_SECRET), ("delete", Action.DELETE_SECRET))

@@ -67,7 +67,8 @@ def show_errors(form: django_forms.Form, error: ValidationError | errors.Console
 
 
 def _developer_context(request: HttpRequest, workspace: Any, section: str, **extra: Any) -> dict[str, Any]:
-    request.session[CURRENT_WORKSPACE_SESSION_KEY] = workspace.slug
+    if request.session.get(CURRENT_WORKSPACE_SESSION_KEY) != workspace.slug:
+        request.session[CURRENT_WORKSPACE_SESSION_KEY] = workspace.slug
     role = permissions.role_in(request.user, workspace)
     return {
         "workspace": workspace,
