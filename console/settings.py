@@ -98,6 +98,8 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+# Lifetime of a runner session (an execution's session), in seconds; a launch may ask for less.
+RUNNER_SESSION_MAX_AGE = env.int("RUNNER_SESSION_MAX_AGE", default=12 * 60 * 60)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 CSRF_FAILURE_VIEW = "secrets_app.views.csrf_failure"
 

@@ -18,6 +18,8 @@ from django.middleware.csrf import get_token
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import errors, permissions, selectors, services
+from .client import placeholders_in, substitute
+from .crypto import DecryptionFailed
 from .http import client_ip
 from .models import Secret, Workspace
 from .permissions import Action
@@ -25,9 +27,21 @@ from .permissions import Action
 ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.NotFound: 404,
     errors.AccessDenied: 403,
+    errors.RunnerSessionEnded: 401,
     errors.Conflict: 409,
     errors.InvalidOperation: 400,
 }
+
+
+def _status_of(error: errors.ConsoleError) -> int:
+    if isinstance(error, BadRequest):
+        return error.status
+    if isinstance(error, errors.SecretsRefused):
+        return 404 if error.all_unknown else 403
+    for error_type in type(error).__mro__:
+        if error_type in ERROR_STATUS:
+            return ERROR_STATUS[error_type]
+    return 400
 
 
 class BadRequest(errors.ConsoleError):
@@ -37,16 +51,12 @@ class BadRequest(errors.ConsoleError):
         super().__init__(message)
         self.status, self.code, self.fields = status, code, fields
 
+    def details(self) -> dict[str, Any]:
+        return {"fields": self.fields} if self.fields else {}
+
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
-def _status_of(error: errors.ConsoleError) -> int:
-    for error_type in type(error).__mro__:
-        if error_type in ERROR_STATUS:
-            return ERROR_STATUS[error_type]
-    return 400
 
 
 def _validation_error_response(error: ValidationError) -> JsonResponse:
@@ -85,11 +95,8 @@ def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable
                 return _not_signed_in(request)
             try:
                 return view(request, *args, **kwargs)
-            except BadRequest as error:
-                extra = {"fields": error.fields} if error.fields else {}
-                return error_response(error.status, error.code, error.message, **extra)
             except errors.ConsoleError as error:
-                return error_response(_status_of(error), error.code, error.message)
+                return error_response(_status_of(error), error.code, error.message, **error.details())
             except ValidationError as error:
                 return _validation_error_response(error)
 
@@ -98,8 +105,8 @@ def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable
     return decorator
 
 
-def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: Iterable[str] = ()) -> dict[str, Any]:
-    """The request's JSON object, with exactly the allowed fields, or BadRequest."""
+def read_json_document(request: HttpRequest) -> Any:
+    """The request's body as any JSON value, or BadRequest."""
     if request.content_type != "application/json":
         raise BadRequest(415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
     try:
@@ -107,9 +114,14 @@ def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: I
     except RequestDataTooBig:
         raise BadRequest(413, "request_too_large", "The request body is too large.") from None
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BadRequest(400, "malformed_json", "The request body is not valid JSON.") from None
+
+
+def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: Iterable[str] = ()) -> dict[str, Any]:
+    """The request's JSON object, with exactly the allowed fields, or BadRequest."""
+    data = read_json_document(request)
     if not isinstance(data, dict):
         raise BadRequest(400, "invalid_input", "The request body must be a JSON object.")
     required, allowed = set(required), set(required) | set(optional)
@@ -338,6 +350,165 @@ def tag_grant(request: HttpRequest, slug: str, tag: str, grant_id: str) -> HttpR
         actor=request.user, workspace=workspace, grant_id=grant_id, tag_name=tag, ip_address=client_ip(request)
     )
     return HttpResponse(status=204)
+
+
+# Workflows and executions
+
+
+def workflow_json(workflow: Any) -> dict[str, Any]:
+    return {
+        "reference": workflow.reference,
+        "name": workflow.name,
+        "workspace": workflow.workspace.slug,
+        "definition": workflow.definition,
+        "secrets": sorted(ref.key for ref in workflow.secret_references.all()),
+        "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
+        "registered_at": workflow.registered_at.isoformat(),
+    }
+
+
+def execution_json(execution: Any) -> dict[str, Any]:
+    return {
+        "id": str(execution.id),
+        "workflow": execution.workflow_reference,
+        "workspace": execution.workspace.slug,
+        "status": execution.display_status,
+        "launched_by": execution.launched_by.get_username(),
+        "started_at": execution.started_at.isoformat(),
+        "expires_at": execution.expires_at.isoformat(),
+        "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+    }
+
+
+@endpoint(["GET", "POST"])
+def workflows(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: the workflows registered here. POST {"name", "definition"}: register one."""
+    workspace = selectors.workspace_for(request.user, slug)
+    if request.method == "GET":
+        return JsonResponse(
+            {"workspace": workspace.slug, "workflows": [workflow_json(w) for w in selectors.workflows_in(workspace)]}
+        )
+    data = read_json(request, required=["name", "definition"])
+    workflow = services.register_workflow(
+        actor=request.user,
+        workspace=workspace,
+        name=_string_field(data, "name"),
+        definition=data["definition"],
+        ip_address=client_ip(request),
+    )
+    return JsonResponse(workflow_json(selectors.workflows_in(workspace).get(pk=workflow.pk)), status=201)
+
+
+@endpoint(["GET", "DELETE"])
+def workflow(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    found = selectors.workflow_for(request.user, f"{slug}/{name}")
+    if request.method == "GET":
+        return JsonResponse(workflow_json(found))
+    services.delete_workflow(actor=request.user, workflow=found, ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+@endpoint(["GET", "POST"])
+def executions(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: executions in this workspace. POST {"workflow": "<home-slug>/<name>"}: launch one here."""
+    workspace = selectors.workspace_for(request.user, slug)
+    if request.method == "GET":
+        page = selectors.paginate(selectors.executions_in(workspace), request.GET.get("page"))
+        return JsonResponse(
+            {
+                "workspace": workspace.slug,
+                "page": page.number,
+                "pages": page.paginator.num_pages,
+                "executions": [execution_json(e) for e in page],
+            }
+        )
+    data = read_json(request, required=["workflow"], optional=["lifetime"])
+    execution, session_key = services.launch_execution(
+        actor=request.user,
+        workspace=workspace,
+        workflow=selectors.workflow_for(request.user, _string_field(data, "workflow")),
+        lifetime_seconds=data.get("lifetime"),
+        ip_address=client_ip(request),
+    )
+    return JsonResponse({**execution_json(execution), "runner_session": session_key}, status=201)
+
+
+@endpoint(["GET"])
+def execution(request: HttpRequest, execution_id: str) -> HttpResponse:
+    return JsonResponse(execution_json(selectors.execution_for(request.user, execution_id)))
+
+
+@endpoint(["POST"])
+def execution_finish(request: HttpRequest, execution_id: str) -> HttpResponse:
+    """End an execution and its runner session at once (the runner may call this itself)."""
+    found = selectors.execution_for(request.user, execution_id)
+    return JsonResponse(
+        execution_json(services.finish_execution(actor=request.user, execution=found, ip_address=client_ip(request)))
+    )
+
+
+# The runner read path
+
+
+def _runner_context(request: HttpRequest, keys: list[str]) -> selectors.RunnerContext:
+    """The reader: a signed-in session (runner or local), or an error for a session that ended."""
+    from django.conf import settings
+
+    if request.user.is_authenticated:
+        return selectors.runner_context(request.session, request.user)
+    ended = selectors.execution_by_runner_session(request.COOKIES.get(settings.SESSION_COOKIE_NAME, ""))
+    if ended is not None:
+        raise services.refuse_ended_runner_session(execution=ended, keys=keys, ip_address=client_ip(request))
+    raise NotSignedIn()
+
+
+class NotSignedIn(Exception):
+    """No session at all (or one that expired) on a runner endpoint."""
+
+
+def runner_endpoint(methods: Iterable[str]) -> Callable:
+    """`endpoint` for runner routes: the session is checked by `_runner_context`, which can tell an
+    ended runner session (and audit it) from no session at all."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except NotSignedIn:
+                return _not_signed_in(request)
+            except DecryptionFailed:
+                return error_response(
+                    500, "undecryptable", "The stored value could not be decrypted; nothing was returned."
+                )
+
+        return endpoint(methods, login_required=False)(wrapper)
+
+    return decorator
+
+
+@sensitive_variables()
+@runner_endpoint(["GET"])
+def runner_secret(request: HttpRequest, key: str) -> HttpResponse:
+    """A runner reads one value: from its workflow's home workspace (runner session) or from the
+    user's personal workspace (ordinary session)."""
+    context = _runner_context(request, [key])
+    values = services.read_secrets_for_runner(context=context, keys=[key], ip_address=client_ip(request))
+    return JsonResponse({"key": key, "value": values[key]})
+
+
+@sensitive_variables()
+@runner_endpoint(["POST"])
+def runner_resolve(request: HttpRequest) -> HttpResponse:
+    """A runner sends any JSON document and gets it back with each ${workflow.secrets.NAME}
+    replaced, all or nothing."""
+    document = read_json_document(request)
+    names = placeholders_in(document)
+    context = _runner_context(request, names)
+    values = (
+        services.read_secrets_for_runner(context=context, keys=names, ip_address=client_ip(request)) if names else {}
+    )
+    return JsonResponse({"document": substitute(document, values), "secrets": names})
 
 
 def not_found(request: HttpRequest) -> JsonResponse:

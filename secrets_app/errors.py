@@ -13,6 +13,10 @@ class ConsoleError(Exception):
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
 
+    def details(self) -> dict[str, object]:
+        """Extra fields for the API's error body."""
+        return {}
+
 
 class NotFound(ConsoleError):
     code = "not_found"
@@ -52,6 +56,16 @@ class GrantNotFound(NotFound):
 class GroupNotFound(NotFound):
     code = "group_not_found"
     default_message = "No such group."
+
+
+class WorkflowNotFound(NotFound):
+    code = "workflow_not_found"
+    default_message = "No such workflow, or you cannot see it."
+
+
+class ExecutionNotFound(NotFound):
+    code = "execution_not_found"
+    default_message = "No such execution, or you cannot see it."
 
 
 class UserNotFound(NotFound):
@@ -100,6 +114,16 @@ class AlreadyMember(Conflict):
     default_message = "This user is already a member of the workspace."
 
 
+class WorkflowAlreadyExists(Conflict):
+    code = "workflow_exists"
+    default_message = "A workflow with this name is already registered in this workspace."
+
+
+class ExecutionNotRunning(Conflict):
+    code = "execution_not_running"
+    default_message = "The execution is not running any more."
+
+
 class GrantExists(Conflict):
     code = "grant_exists"
     default_message = "That grant already exists."
@@ -117,3 +141,44 @@ class InvalidOperation(ConsoleError):
 class SecretImmutable(InvalidOperation):
     code = "secret_immutable"
     default_message = "Secrets are immutable: delete the secret and add it again with the new value."
+
+
+class WorkspaceMismatch(AccessDenied):
+    code = "workspace_mismatch"
+    default_message = (
+        "This execution runs in another workspace than the one its workflow was registered in; "
+        "runners read secrets only when the workflow runs in its own workspace."
+    )
+
+
+class RunnerSessionEnded(ConsoleError):
+    """A runner presented the session of an execution that has finished or expired."""
+
+    code = "execution_finished"
+    default_message = "The execution has finished: its runner session ended. Launch a new execution."
+
+    def __init__(self, message: str | None = None, *, expired: bool = False) -> None:
+        if expired:
+            self.code = "execution_expired"
+            message = message or "The execution's runner session has expired. Launch a new execution."
+        super().__init__(message)
+
+
+class SecretsRefused(ConsoleError):
+    """Some of the secrets a runner asked for are unknown or not usable; nothing is returned."""
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        self.refused = refused
+        unknown = sorted(key for key, reason in refused.items() if reason == "secret_not_found")
+        denied = sorted(key for key, reason in refused.items() if reason != "secret_not_found")
+        parts = []
+        if unknown:
+            parts.append(f"unknown secret{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        if denied:
+            parts.append(f"not allowed to use: {', '.join(denied)}")
+        self.code = "unknown_secrets" if not denied else "secrets_refused"
+        self.all_unknown = not denied
+        super().__init__("Nothing was resolved; " + "; ".join(parts) + ".")
+
+    def details(self) -> dict[str, object]:
+        return {"secrets": self.refused}

@@ -121,6 +121,28 @@ class GrantForm(forms.Form):
         return {key: self.cleaned_data["grantee"]}
 
 
+class WorkflowRegisterForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, widget=forms.TextInput(attrs={"placeholder": "nightly-report", "autocomplete": "off"})
+    )
+    definition = forms.JSONField(
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="A JSON object; use ${workflow.secrets.NAME} where a task needs a secret, e.g. "
+        '{"tasks": [{"name": "fetch", "inputs": {"token": "${workflow.secrets.API_KEY}"}}]}',
+    )
+
+
+class LaunchForm(forms.Form):
+    workspace = forms.ChoiceField(
+        label="Run in",
+        help_text="Runners read secrets only when the workflow runs in the workspace it was registered in.",
+    )
+
+    def __init__(self, *args: Any, workspaces: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].choices = [(w.slug, w.name) for w in workspaces]
+
+
 class WorkspaceCreateForm(forms.Form):
     name = forms.CharField(max_length=100)
     slug = forms.SlugField(max_length=64, help_text="Used in addresses: lowercase letters, digits and hyphens.")

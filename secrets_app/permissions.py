@@ -26,6 +26,9 @@ class Action(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_GRANTS = "manage_grants"
     VIEW_AUDIT = "view_audit"
+    REGISTER_WORKFLOW = "register_workflow"
+    LAUNCH_EXECUTION = "launch_execution"
+    MANAGE_EXECUTIONS = "manage_executions"
     DELETE_WORKSPACE = "delete_workspace"
 
 
@@ -37,9 +40,16 @@ _MEMBER_ACTIONS = frozenset(
         Action.DELETE_SECRET,
         Action.TAG_SECRET,
         Action.USE_SECRET,
+        Action.REGISTER_WORKFLOW,
+        Action.LAUNCH_EXECUTION,
     }
 )
-_ADMIN_ACTIONS = _MEMBER_ACTIONS | {Action.MANAGE_MEMBERS, Action.MANAGE_GRANTS, Action.VIEW_AUDIT}
+_ADMIN_ACTIONS = _MEMBER_ACTIONS | {
+    Action.MANAGE_MEMBERS,
+    Action.MANAGE_GRANTS,
+    Action.VIEW_AUDIT,
+    Action.MANAGE_EXECUTIONS,
+}
 
 # The permission matrix (documented in the README): what each role may do in its workspace.
 ROLE_PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -51,7 +61,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Action]] = {
 
 # Superusers administer every team workspace (the admin site, or its pages in the console) but,
 # holding no role there, never add secrets nor read values. Personal workspaces stay private.
-SUPERUSER_ACTIONS = frozenset(Action) - {Action.CREATE_SECRET, Action.USE_SECRET}
+SUPERUSER_ACTIONS = frozenset(Action) - {
+    Action.CREATE_SECRET,
+    Action.USE_SECRET,
+    Action.REGISTER_WORKFLOW,
+    Action.LAUNCH_EXECUTION,
+}
 
 # Only owners may make, unmake or remove owners.
 ROLES_ONLY_OWNERS_MANAGE = frozenset({Role.OWNER})
@@ -177,6 +192,29 @@ def secret_permission_annotation(user: Any, action: Action, workspace: Workspace
     return Value(reach, output_field=BooleanField())
 
 
+def roles_allowing(action: Action) -> list[Role]:
+    return [role for role, actions in ROLE_PERMISSIONS.items() if action in actions]
+
+
+def secret_row_permission(user: Any, action: Action) -> Q:
+    """A condition on any Secret row, in SQL: may `user` do `action` to it, by their role in its
+    workspace or by a tag grant on it? (For reads that must decide in the same query, such as
+    the runner read; it never consults superuser powers, which do not reach values.)"""
+    if not _is_signed_in(user):
+        return Q(pk__in=[])
+    by_role = Q(
+        Exists(
+            Membership.objects.filter(
+                workspace=OuterRef("workspace_id"), user_id=user.pk, role__in=roles_allowing(action)
+            )
+        )
+    )
+    if action not in TAG_PERMISSIONS_FOR:
+        return by_role
+    tags = granted_tags(user, action, Tag.objects.all())
+    return by_role | Q(Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__in=tags)))
+
+
 def can_on_secret(user: Any, action: Action, secret: Secret) -> bool:
     """May `user` do `action` (view, use, delete, tag) to this one secret, by role or tag grant?"""
     if can(user, action, secret.workspace):
@@ -230,5 +268,13 @@ def admin_workspaces_filter(user: Any) -> Q:
         return Q(pk__in=[])
     if user.is_superuser:
         return Q(kind=Workspace.Kind.TEAM)
-    managing_roles = [role for role, actions in ROLE_PERMISSIONS.items() if Action.MANAGE_MEMBERS in actions]
-    return Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing_roles)))
+    managing = roles_allowing(Action.MANAGE_MEMBERS)
+    return Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing)))
+
+
+def can_finish_execution(user: Any, execution: Any) -> bool:
+    """The launcher (also through its own runner session), or whoever manages the executions of
+    the workspace it runs in."""
+    return _is_signed_in(user) and (
+        execution.launched_by_id == user.pk or can(user, Action.MANAGE_EXECUTIONS, execution.workspace)
+    )

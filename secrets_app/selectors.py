@@ -6,11 +6,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.utils import timezone
 
 from . import permissions
-from .errors import PageNotFound, SecretNotFound, TagNotFound, WorkspaceNotFound
+from .errors import (
+    ExecutionNotFound,
+    PageNotFound,
+    SecretNotFound,
+    TagNotFound,
+    WorkflowNotFound,
+    WorkspaceNotFound,
+)
 from .models import (
+    AuditEvent,
+    Execution,
     Membership,
     Role,
     Secret,
@@ -18,6 +39,7 @@ from .models import (
     Tag,
     TagGroupObjectPermission,
     TagUserObjectPermission,
+    Workflow,
     Workspace,
 )
 from .permissions import Action
@@ -54,9 +76,12 @@ def secrets_visible_to(user: Any, workspace: Workspace, *, tag: str = "", search
         secrets = secrets.filter(Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__name=tag)))
     if search:
         secrets = secrets.filter(key__icontains=search)
+    reads = AuditEvent.objects.filter(secret_id=OuterRef("pk"), action=AuditEvent.Action.SECRET_READ).order_by("-id")
     return (
         secrets.annotate(
-            caller_can_delete=permissions.secret_permission_annotation(user, Action.DELETE_SECRET, workspace)
+            caller_can_delete=permissions.secret_permission_annotation(user, Action.DELETE_SECRET, workspace),
+            last_read_at=Subquery(reads.values("at")[:1]),
+            last_read_by=Subquery(reads.values("detail__workflow")[:1]),
         )
         .defer("value")
         .select_related("created_by")
@@ -191,3 +216,121 @@ def effective_access(secret: Secret) -> list[AccessEntry]:
         by_grantee.setdefault((grant.grantee_kind, label, f"tag {grant.tag}"), []).append(grant.permission)
     entries += [AccessEntry(kind, who, reason, tuple(perms)) for (kind, who, reason), perms in by_grantee.items()]
     return entries
+
+
+# Workflows and executions
+
+
+def workflows_in(workspace: Workspace) -> QuerySet[Workflow]:
+    return (
+        workspace.workflows.select_related("registered_by")
+        .prefetch_related("secret_references")
+        .annotate(running=Count("executions", filter=Q(executions__status=Execution.Status.RUNNING)))
+        .order_by("name")
+    )
+
+
+def workflow_for(user: Any, reference: str) -> Workflow:
+    """A workflow by `<home-slug>/<name>`, if `user` can see its home workspace."""
+    home_slug, _, name = reference.partition("/")
+    try:
+        home = workspace_for(user, home_slug)
+    except WorkspaceNotFound:
+        raise WorkflowNotFound(f"No workflow {reference!r} that you can see.") from None
+    workflow = home.workflows.filter(name=name).first()
+    if workflow is None:
+        raise WorkflowNotFound(f"No workflow {reference!r} that you can see.")
+    workflow.workspace = home
+    return workflow
+
+
+def workflows_using_key(workspace: Workspace, key: str) -> QuerySet[Workflow]:
+    """Registered workflows of `workspace` whose definitions reference secret `key`."""
+    return workspace.workflows.filter(secret_references__key=key).order_by("name")
+
+
+def executions_in(workspace: Workspace) -> QuerySet[Execution]:
+    return workspace.executions.select_related("launched_by").order_by("-started_at")
+
+
+def execution_for(user: Any, execution_id: str) -> Execution:
+    """An execution `user` can see (one in a workspace they see), or ExecutionNotFound."""
+    try:
+        execution = Execution.objects.select_related("workspace", "launched_by").get(pk=execution_id)
+    except (Execution.DoesNotExist, ValueError, TypeError):
+        raise ExecutionNotFound() from None
+    if not Workspace.objects.filter(permissions.visible_workspaces_filter(user), pk=execution.workspace_id).exists():
+        raise ExecutionNotFound()
+    return execution
+
+
+def execution_by_runner_session(session_key: str) -> Execution | None:
+    """The execution a (possibly ended) runner session belonged to."""
+    if not session_key:
+        return None
+    return Execution.objects.select_related("home_workspace").filter(runner_session_key=session_key).first()
+
+
+# The runner read path
+
+RUNNER_EXECUTION = "runner_execution"
+RUNNER_HOME_WORKSPACE = "runner_home_workspace"
+RUNNER_WORKSPACE = "runner_workspace"
+RUNNER_WORKFLOW = "runner_workflow"
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """Who is reading and where they may look: a runner session's execution, or a local run."""
+
+    user: Any
+    lookup_workspace: Workspace | None
+    execution_id: str | None = None
+    run_workspace_id: int | None = None
+    workflow: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return self.execution_id is None
+
+    @property
+    def workspace_mismatch(self) -> bool:
+        return (
+            not self.is_local
+            and self.lookup_workspace is not None
+            and self.run_workspace_id != self.lookup_workspace.pk
+        )
+
+
+def runner_context(session: Any, user: Any) -> RunnerContext:
+    """From a runner session, the workflow's home workspace; from an ordinary session, the
+    user's personal workspace only."""
+    if RUNNER_EXECUTION in session:
+        home_id, home_slug = session[RUNNER_HOME_WORKSPACE]
+        return RunnerContext(
+            user=user,
+            lookup_workspace=Workspace(pk=home_id, slug=home_slug),
+            execution_id=session[RUNNER_EXECUTION],
+            run_workspace_id=session[RUNNER_WORKSPACE],
+            workflow=session[RUNNER_WORKFLOW],
+        )
+    personal = Workspace.objects.only("id", "slug").filter(personal_owner_id=user.pk).first()
+    return RunnerContext(user=user, lookup_workspace=personal)
+
+
+def secrets_for_runner(context: RunnerContext, keys: list[str]) -> QuerySet[Secret]:
+    """The secrets named `keys` where this runner may look, each saying whether the reader may
+    see it, use it, and (for a runner session) whether its execution is still running: one query."""
+    if context.lookup_workspace is None:
+        return Secret.objects.none()
+    user = context.user
+    secrets = Secret.objects.filter(workspace_id=context.lookup_workspace.pk, key__in=keys).annotate(
+        visible=ExpressionWrapper(permissions.secret_row_permission(user, Action.VIEW_SECRETS), BooleanField()),
+        usable=ExpressionWrapper(permissions.secret_row_permission(user, Action.USE_SECRET), BooleanField()),
+    )
+    if not context.is_local:
+        live = Execution.objects.filter(
+            pk=context.execution_id, status=Execution.Status.RUNNING, expires_at__gt=timezone.now()
+        )
+        secrets = secrets.annotate(execution_live=Exists(live))
+    return secrets.only("id", "workspace_id", "key", "value")

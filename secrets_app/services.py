@@ -2,33 +2,48 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import uuid
 from collections.abc import Iterable
+from importlib import import_module
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
 from . import permissions, selectors
+from .client import placeholders_in
+from .crypto import DecryptionFailed
 from .errors import (
+    AccessDenied,
     AlreadyMember,
+    ExecutionNotRunning,
     GrantExists,
     GrantNotFound,
     GroupNotFound,
     InvalidOperation,
     LockOut,
     MemberNotFound,
+    RunnerSessionEnded,
     SecretAlreadyExists,
+    SecretNotFound,
+    SecretsRefused,
     UserNotFound,
+    WorkflowAlreadyExists,
+    WorkspaceMismatch,
     WorkspaceSlugTaken,
 )
 from .models import (
     AuditEvent,
+    Execution,
     Membership,
     Role,
     Secret,
@@ -36,10 +51,12 @@ from .models import (
     Tag,
     TagGroupObjectPermission,
     TagUserObjectPermission,
+    Workflow,
+    WorkflowSecretReference,
     Workspace,
 )
 from .permissions import Action
-from .validators import validate_secret_key, validate_secret_value, validate_tag_name
+from .validators import validate_secret_key, validate_secret_value, validate_tag_name, validate_workflow_name
 
 User = get_user_model()
 
@@ -52,6 +69,7 @@ def audit_event(
     secret: Secret | None = None,
     secret_key: str = "",
     ip_address: str | None = None,
+    execution_id: Any = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """An unsaved audit event. Callers pass names and ids, never a value."""
@@ -64,6 +82,7 @@ def audit_event(
         workspace_slug=workspace.slug if workspace else "",
         secret_id=secret.pk if secret else None,
         secret_key=secret.key if secret else secret_key,
+        execution_id=execution_id,
         ip_address=ip_address,
         detail=detail or {},
     )
@@ -173,6 +192,7 @@ def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None
         raise InvalidOperation("A personal workspace is deleted together with its user.")
     permissions.require(actor, Action.DELETE_WORKSPACE, workspace)
     with transaction.atomic():
+        _end_runner_sessions(workspace.executions.filter(status=Execution.Status.RUNNING))
         record_event(
             action=AuditEvent.Action.WORKSPACE_DELETED,
             actor=actor,
@@ -588,3 +608,272 @@ def revoke_tag_grant(
             ip_address=ip_address,
             detail={"tag": tag.name, **grantee_field, "permission": name},
         )
+
+
+# Workflows and executions
+
+WORKFLOW_DEFINITION_MAX_BYTES = 256 * 1024
+
+
+def register_workflow(
+    *, actor: Any, workspace: Workspace, name: str, definition: Any, ip_address: str | None = None
+) -> Workflow:
+    """Register a workflow in `workspace`, its home; remember which secret keys it references."""
+    permissions.require(actor, Action.REGISTER_WORKFLOW, workspace)
+    problems: dict[str, ValidationError] = {}
+    try:
+        validate_workflow_name(name)
+    except ValidationError as error:
+        problems["name"] = error
+    if not isinstance(definition, dict):
+        problems["definition"] = ValidationError("The definition must be a JSON object.")
+    elif len(json.dumps(definition)) > WORKFLOW_DEFINITION_MAX_BYTES:
+        problems["definition"] = ValidationError("The definition is larger than 256 KiB.")
+    if problems:
+        raise ValidationError(problems)
+    keys = placeholders_in(definition)
+    try:
+        with transaction.atomic():
+            workflow = Workflow.objects.create(
+                workspace=workspace, name=name, definition=definition, registered_by=actor
+            )
+            WorkflowSecretReference.objects.bulk_create(
+                [WorkflowSecretReference(workflow=workflow, key=k) for k in keys]
+            )
+            record_event(
+                action=AuditEvent.Action.WORKFLOW_REGISTERED,
+                actor=actor,
+                workspace=workspace,
+                ip_address=ip_address,
+                detail={"workflow": workflow.reference, "secrets": keys},
+            )
+    except IntegrityError:
+        raise WorkflowAlreadyExists() from None
+    return workflow
+
+
+def delete_workflow(*, actor: Any, workflow: Workflow, ip_address: str | None = None) -> None:
+    """Delete a workflow; its running executions end (their runner sessions are deleted)."""
+    permissions.require(actor, Action.REGISTER_WORKFLOW, workflow.workspace)
+    with transaction.atomic():
+        _end_runner_sessions(workflow.executions.filter(status=Execution.Status.RUNNING))
+        record_event(
+            action=AuditEvent.Action.WORKFLOW_DELETED,
+            actor=actor,
+            workspace=workflow.workspace,
+            ip_address=ip_address,
+            detail={"workflow": workflow.reference},
+        )
+        workflow.delete()
+
+
+def _session_store() -> Any:
+    return import_module(settings.SESSION_ENGINE).SessionStore
+
+
+def _end_runner_sessions(executions: Any, status: str = Execution.Status.REVOKED) -> None:
+    """Delete the runner sessions of these executions from the session store (cache and
+    database), so every app server refuses them at once, and mark the executions ended."""
+    for key in executions.values_list("runner_session_key", flat=True):
+        _session_store()(session_key=key).delete()
+    executions.update(status=status, finished_at=timezone.now())
+
+
+def launch_execution(
+    *,
+    actor: Any,
+    workspace: Workspace,
+    workflow: Workflow,
+    lifetime_seconds: int | None = None,
+    ip_address: str | None = None,
+) -> tuple[Execution, str]:
+    """Launch `workflow` in `workspace` (which may differ from its home). Returns the execution
+    and its runner session key: a real Django session, bound to the execution and to `actor`,
+    that ends when the execution finishes or after its lifetime."""
+    permissions.require(actor, Action.LAUNCH_EXECUTION, workspace)
+    maximum = settings.RUNNER_SESSION_MAX_AGE
+    lifetime = maximum if lifetime_seconds is None else lifetime_seconds
+    if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 60 <= lifetime <= maximum:
+        raise ValidationError({"lifetime": [f"The lifetime is a whole number of seconds from 60 to {maximum}."]})
+    execution = Execution(
+        id=uuid.uuid4(),
+        workflow=workflow,
+        workflow_reference=workflow.reference,
+        home_workspace=workflow.workspace,
+        workspace=workspace,
+        launched_by=actor,
+        expires_at=timezone.now() + datetime.timedelta(seconds=lifetime),
+    )
+    session = _session_store()()
+    session.update(
+        {
+            SESSION_KEY: str(actor.pk),
+            BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+            HASH_SESSION_KEY: actor.get_session_auth_hash(),
+            selectors.RUNNER_EXECUTION: str(execution.id),
+            selectors.RUNNER_HOME_WORKSPACE: [workflow.workspace.pk, workflow.workspace.slug],
+            selectors.RUNNER_WORKSPACE: workspace.pk,
+            selectors.RUNNER_WORKFLOW: workflow.reference,
+        }
+    )
+    session.set_expiry(lifetime)
+    try:
+        with transaction.atomic():
+            session.create()
+            execution.runner_session_key = session.session_key
+            execution.save(force_insert=True)
+            record_event(
+                action=AuditEvent.Action.EXECUTION_LAUNCHED,
+                actor=actor,
+                workspace=workspace,
+                execution_id=execution.id,
+                ip_address=ip_address,
+                detail={"workflow": workflow.reference, "expires_at": execution.expires_at.isoformat()},
+            )
+    except Exception:
+        session.delete()
+        raise
+    return execution, session.session_key
+
+
+def finish_execution(*, actor: Any, execution: Execution, ip_address: str | None = None) -> Execution:
+    """End an execution and its runner session, at once, for every app server."""
+    if not permissions.can_finish_execution(actor, execution):
+        raise AccessDenied("Only the user who launched it, or a workspace admin, can finish this execution.")
+    with transaction.atomic():
+        running = Execution.objects.select_for_update().filter(pk=execution.pk, status=Execution.Status.RUNNING)
+        if not running.exists():
+            raise ExecutionNotRunning()
+        _end_runner_sessions(running, status=Execution.Status.FINISHED)
+        record_event(
+            action=AuditEvent.Action.EXECUTION_FINISHED,
+            actor=actor,
+            workspace=execution.workspace,
+            execution_id=execution.id,
+            ip_address=ip_address,
+            detail={"workflow": execution.workflow_reference},
+        )
+    execution.refresh_from_db()
+    return execution
+
+
+# The runner read path
+
+
+def _runner_event(
+    context: selectors.RunnerContext, *, action: str, key: str, secret: Secret | None, **detail: Any
+) -> AuditEvent:
+    if not context.is_local:
+        detail["workflow"] = context.workflow
+    return audit_event(
+        action=action,
+        actor=context.user,
+        workspace=context.lookup_workspace,
+        secret=secret,
+        secret_key=key,
+        execution_id=context.execution_id,
+        ip_address=detail.pop("ip_address", None),
+        detail={**detail, "local": context.is_local},
+    )
+
+
+@sensitive_variables()
+def read_secrets_for_runner(
+    *, context: selectors.RunnerContext, keys: list[str], ip_address: str | None = None
+) -> dict[str, str]:
+    """The values of `keys` for a runner, all or nothing, under the runner rules.
+
+    Every read and every refusal is an audit event, written before any value is returned: if
+    that write fails, this raises and no value leaves (Vault's rule).
+    """
+    found: dict[str, Secret] = {}
+    if context.workspace_mismatch:
+        refused = dict.fromkeys(keys, "workspace_mismatch")
+    else:
+        found = {secret.key: secret for secret in selectors.secrets_for_runner(context, keys)}
+        refused = {}
+        for key in keys:
+            secret = found.get(key)
+            if secret is None or not secret.visible:
+                refused[key] = "secret_not_found"
+            elif not context.is_local and not secret.execution_live:
+                refused[key] = "execution_finished"
+            elif not secret.usable:
+                refused[key] = "permission_denied"
+    values: dict[str, str] = {}
+    if not refused:
+        for key in keys:
+            try:
+                values[key] = found[key].reveal_value()
+            except DecryptionFailed:
+                refused[key] = "undecryptable"
+    if refused:
+        record_events(
+            [
+                _runner_event(
+                    context,
+                    action=AuditEvent.Action.SECRET_READ_DENIED,
+                    key=key,
+                    secret=None,
+                    reason=reason,
+                    ip_address=ip_address,
+                )
+                for key, reason in refused.items()
+            ]
+        )
+        raise _refusal(refused)
+    record_events(
+        [
+            _runner_event(
+                context, action=AuditEvent.Action.SECRET_READ, key=key, secret=found[key], ip_address=ip_address
+            )
+            for key in keys
+        ]
+    )
+    return values
+
+
+def _refusal(refused: dict[str, str]) -> Exception:
+    """The error for a refused runner read: one key gets its own error, several get one list."""
+    reasons = set(refused.values())
+    if reasons == {"workspace_mismatch"}:
+        return WorkspaceMismatch()
+    if reasons == {"execution_finished"}:
+        return RunnerSessionEnded()
+    if len(refused) == 1:
+        ((key, reason),) = refused.items()
+        if reason == "secret_not_found":
+            return SecretNotFound(f"No secret {key} that this run may read.")
+        if reason == "undecryptable":
+            return DecryptionFailed()
+        return AccessDenied(f"The user who launched this run may not use secret {key}.")
+    return SecretsRefused(refused)
+
+
+def refuse_ended_runner_session(
+    *, execution: Execution, keys: list[str], ip_address: str | None = None
+) -> RunnerSessionEnded:
+    """Audit a runner that came back with the session of a finished or expired execution."""
+    expired = execution.status == Execution.Status.RUNNING
+    context = selectors.RunnerContext(
+        user=execution.launched_by,
+        lookup_workspace=execution.home_workspace,
+        execution_id=str(execution.id),
+        run_workspace_id=execution.workspace_id,
+        workflow=execution.workflow_reference,
+    )
+    reason = "execution_expired" if expired else "execution_finished"
+    record_events(
+        [
+            _runner_event(
+                context,
+                action=AuditEvent.Action.SECRET_READ_DENIED,
+                key=key,
+                secret=None,
+                reason=reason,
+                ip_address=ip_address,
+            )
+            for key in keys
+        ]
+    )
+    return RunnerSessionEnded(expired=expired)

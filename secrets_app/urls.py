@@ -39,6 +39,11 @@ ui_patterns = [
     path(f"{developer}/access/", views.access_page, name="access"),
     path(f"{developer}/access/grants/<str:grant_id>/revoke/", views.grant_revoke, name="grant-revoke"),
     path(f"{developer}/access/tags/<str:tag>/delete/", views.tag_delete, name="tag-delete"),
+    path(f"{developer}/workflows/", views.workflows_page, name="workflows"),
+    path(f"{developer}/workflows/<str:name>/launch/", views.workflow_launch, name="workflow-launch"),
+    path(f"{developer}/workflows/<str:name>/delete/", views.workflow_delete, name="workflow-delete"),
+    path(f"{developer}/executions/", views.executions_page, name="executions"),
+    path("settings/executions/<str:execution_id>/finish/", views.execution_finish, name="execution-finish"),
     path(f"{developer}/members/", views.members_page, name="members"),
     path(f"{developer}/members/<str:username>/", views.member_change, name="member-change"),
 ]
@@ -63,6 +68,16 @@ api_patterns += [
     path(f"{tags_api}/<str:tag>/", api.tag, name="api-tag"),
     path(f"{tags_api}/<str:tag>/grants/", api.tag_grants, name="api-tag-grants"),
     path(f"{tags_api}/<str:tag>/grants/<str:grant_id>/", api.tag_grant, name="api-tag-grant"),
+]
+
+api_patterns += [
+    path("api/v1/workspaces/<slug:slug>/workflows/", api.workflows, name="api-workflows"),
+    path("api/v1/workspaces/<slug:slug>/workflows/<str:name>/", api.workflow, name="api-workflow"),
+    path("api/v1/workspaces/<slug:slug>/executions/", api.executions, name="api-executions"),
+    path("api/v1/executions/<str:execution_id>/", api.execution, name="api-execution"),
+    path("api/v1/executions/<str:execution_id>/finish/", api.execution_finish, name="api-execution-finish"),
+    path("api/v1/runner/secrets/<str:key>/", api.runner_secret, name="api-runner-secret"),
+    path("api/v1/runner/resolve/", api.runner_resolve, name="api-runner-resolve"),
 ]
 
 urlpatterns = ui_patterns + api_patterns

@@ -8,6 +8,8 @@ SECRET_KEY_MAX_LENGTH = 128
 SECRET_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
 SECRET_VALUE_MAX_BYTES = 64 * 1024
 TAG_MAX_LENGTH = 64 + 1 + 128
+WORKFLOW_NAME_MAX_LENGTH = 100
+WORKFLOW_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.@-]{1,128})?")
 
 
@@ -48,4 +50,14 @@ def validate_tag_name(name: str) -> None:
             "'_', '-' and '.', starts with a letter or digit and is at most 64 characters; the value "
             "has letters, digits, '_', '-', '.' and '@' and is at most 128 characters.",
             code="invalid_tag",
+        )
+
+
+def validate_workflow_name(name: str) -> None:
+    """Workflow names: letters, digits, '_', '-' and '.', starting with a letter or digit, at most 100."""
+    if not isinstance(name, str) or not WORKFLOW_NAME_PATTERN.fullmatch(name):
+        raise ValidationError(
+            "Workflow names use letters, digits, '_', '-' and '.', start with a letter or digit, "
+            f"and are at most {WORKFLOW_NAME_MAX_LENGTH} characters.",
+            code="invalid_workflow_name",
         )

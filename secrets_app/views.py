@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import api, errors, permissions, selectors, services
 from .forms import (
     GrantForm,
+    LaunchForm,
     MemberAddForm,
     MemberRoleForm,
     ProfileForm,
@@ -27,6 +28,7 @@ from .forms import (
     SecretFilterForm,
     SignUpForm,
     TagAddForm,
+    WorkflowRegisterForm,
     WorkspaceCreateForm,
 )
 from .http import client_ip, is_api_request
@@ -306,6 +308,88 @@ def tag_delete(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
     services.delete_tag(actor=request.user, tag=found, ip_address=client_ip(request))
     messages.success(request, f"Tag {tag} deleted: it left its secrets, and its grants ended.")
     return redirect("access", slug=workspace.slug)
+
+
+# Workflows and executions
+
+
+def _launch_targets(user: Any) -> list[Any]:
+    return [w for w in selectors.workspaces_for(user) if permissions.can(user, Action.LAUNCH_EXECUTION, w)]
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The workflows registered in this workspace, and the form to register one."""
+    workspace = selectors.workspace_for(request.user, slug)
+    form = WorkflowRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow = services.register_workflow(
+                actor=request.user, workspace=workspace, ip_address=client_ip(request), **form.cleaned_data
+            )
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Workflow {workflow.reference} registered.")
+            return redirect("workflows", slug=workspace.slug)
+    targets = _launch_targets(request.user)
+    context = _developer_context(
+        request,
+        workspace,
+        "workflows",
+        form=form,
+        workflows=selectors.workflows_in(workspace),
+        launch_form=LaunchForm(workspaces=targets, initial={"workspace": workspace.slug}) if targets else None,
+    )
+    return render(request, "developer/workflows.html", context, status=400 if form.errors else 200)
+
+
+@console_view
+@require_POST
+def workflow_launch(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Launch a workflow; the page shows the runner session once."""
+    workflow = selectors.workflow_for(request.user, f"{slug}/{name}")
+    form = LaunchForm(request.POST, workspaces=_launch_targets(request.user))
+    if not form.is_valid():
+        messages.error(request, "Choose a workspace you may launch executions in.")
+        return redirect("workflows", slug=slug)
+    target = selectors.workspace_for(request.user, form.cleaned_data["workspace"])
+    execution, session_key = services.launch_execution(
+        actor=request.user, workspace=target, workflow=workflow, ip_address=client_ip(request)
+    )
+    context = _developer_context(request, target, "executions", execution=execution, runner_session=session_key)
+    return render(request, "developer/execution_launched.html", context, status=201)
+
+
+@console_view
+@require_POST
+def workflow_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    workflow = selectors.workflow_for(request.user, f"{slug}/{name}")
+    services.delete_workflow(actor=request.user, workflow=workflow, ip_address=client_ip(request))
+    messages.success(request, f"Workflow {workflow.reference} deleted; its running executions ended.")
+    return redirect("workflows", slug=slug)
+
+
+@console_view
+@require_GET
+def executions_page(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    page = selectors.paginate(selectors.executions_in(workspace), request.GET.get("page"))
+    return render(request, "developer/executions.html", _developer_context(request, workspace, "executions", page=page))
+
+
+@console_view
+@require_POST
+def execution_finish(request: HttpRequest, execution_id: str) -> HttpResponse:
+    execution = selectors.execution_for(request.user, execution_id)
+    try:
+        services.finish_execution(actor=request.user, execution=execution, ip_address=client_ip(request))
+    except errors.ExecutionNotRunning as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Execution of {execution.workflow_reference} finished; its runner session ended.")
+    return redirect("executions", slug=execution.workspace.slug)
 
 
 # Workspaces and members
