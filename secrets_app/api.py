@@ -23,6 +23,7 @@ from .crypto import DecryptionFailed
 from .http import client_ip
 from .models import Secret, Workspace
 from .permissions import Action
+from .validators import JSON_MAX_DEPTH, json_depth_exceeds
 
 ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.NotFound: 404,
@@ -114,9 +115,12 @@ def read_json_document(request: HttpRequest) -> Any:
     except RequestDataTooBig:
         raise BadRequest(413, "request_too_large", "The request body is too large.") from None
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BadRequest(400, "malformed_json", "The request body is not valid JSON.") from None
+    if json_depth_exceeds(document):
+        raise BadRequest(400, "malformed_json", f"The JSON document is nested more than {JSON_MAX_DEPTH} levels deep.")
+    return document
 
 
 def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: Iterable[str] = ()) -> dict[str, Any]:
@@ -506,7 +510,9 @@ def runner_resolve(request: HttpRequest) -> HttpResponse:
     names = placeholders_in(document)
     context = _runner_context(request, names)
     values = (
-        services.read_secrets_for_runner(context=context, keys=names, ip_address=client_ip(request)) if names else {}
+        services.read_secrets_for_runner(context=context, keys=names, ip_address=client_ip(request), template=True)
+        if names
+        else {}
     )
     return JsonResponse({"document": substitute(document, values), "secrets": names})
 

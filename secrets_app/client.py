@@ -260,10 +260,31 @@ class ConsoleClient:
         return self._request("GET", "/api/v1/session/")["user"]
 
     def get_secret(self, key: str) -> str:
-        return self._request("GET", f"/api/v1/runner/secrets/{urllib.parse.quote(key, safe='')}/")["value"]
+        return self._request("GET", f"/api/v1/runner/secrets/{_quote(key)}/")["value"]
 
     def resolve(self, document: Any) -> Any:
         return self._request("POST", "/api/v1/runner/resolve/", document, unsafe=True)["document"]
+
+    # For scripts driving the console as a signed-in user (not with a runner session).
+
+    def register_workflow(self, workspace: str, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
+        """Register a workflow in `workspace` (its home); answers its description."""
+        path = f"/api/v1/workspaces/{_quote(workspace)}/workflows/"
+        return self._request("POST", path, {"name": name, "definition": definition}, unsafe=True)
+
+    def launch(self, workspace: str, workflow: str) -> dict[str, Any]:
+        """Launch `workflow` ("<home-slug>/<name>") in `workspace`; the answer's `runner_session`
+        is what the runner sets as CONSOLE_SESSION."""
+        path = f"/api/v1/workspaces/{_quote(workspace)}/executions/"
+        return self._request("POST", path, {"workflow": workflow}, unsafe=True)
+
+    def finish(self, execution_id: str) -> dict[str, Any]:
+        """End an execution; its runner session stops working at once."""
+        return self._request("POST", f"/api/v1/executions/{_quote(execution_id)}/finish/", unsafe=True)
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")
 
 
 def _client() -> ConsoleClient:

@@ -157,11 +157,18 @@ class RunnerSessionEnded(ConsoleError):
     code = "execution_finished"
     default_message = "The execution has finished: its runner session ended. Launch a new execution."
 
-    def __init__(self, message: str | None = None, *, expired: bool = False) -> None:
-        if expired:
-            self.code = "execution_expired"
-            message = message or "The execution's runner session has expired. Launch a new execution."
-        super().__init__(message)
+    messages_by_reason = {
+        "execution_finished": default_message,
+        "execution_expired": "The execution's runner session has expired. Launch a new execution.",
+        "session_expired": (
+            "The user who launched this execution can no longer sign in (deactivated, or their password "
+            "changed), so its runner session no longer works."
+        ),
+    }
+
+    def __init__(self, reason: str = "execution_finished") -> None:
+        self.code = reason
+        super().__init__(self.messages_by_reason[reason])
 
 
 class SecretsRefused(ConsoleError):

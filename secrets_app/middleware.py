@@ -1,9 +1,12 @@
 """Response policies that apply to every page and API answer."""
 
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
+
+from . import permissions, selectors
 
 
 class NoStoreMiddleware:
@@ -20,3 +23,30 @@ class NoStoreMiddleware:
         response = self.get_response(request)
         add_never_cache_headers(response)
         return response
+
+
+class RunnerSessionScopeMiddleware:
+    """Keep runner sessions on the runner endpoints (`permissions.runner_session_may_call`).
+
+    A runner session authenticates as the user who launched the execution; without this, a
+    leaked runner session would be that user's full session.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable, view_args: Any, view_kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        execution_id = request.session.get(selectors.RUNNER_EXECUTION) if request.user.is_authenticated else None
+        if execution_id is None:
+            return None
+        route = request.resolver_match.url_name if request.resolver_match else None
+        if permissions.runner_session_may_call(execution_id, route, request.method, view_kwargs):
+            return None
+        from .views import runner_session_refused
+
+        return runner_session_refused(request)

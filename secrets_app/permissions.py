@@ -272,6 +272,41 @@ def admin_workspaces_filter(user: Any) -> Q:
     return Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing)))
 
 
+# A runner session is a credential for the runner endpoints only: it cannot open pages, change
+# anything or call the rest of the API as its launching user, and it touches only its own
+# execution. Route name -> methods it may use there.
+RUNNER_SESSION_ROUTES: dict[str, frozenset[str]] = {
+    "api-session": frozenset({"GET"}),
+    "api-runner-secret": frozenset({"GET"}),
+    "api-runner-resolve": frozenset({"POST"}),
+    "api-execution": frozenset({"GET"}),
+    "api-execution-finish": frozenset({"POST"}),
+}
+
+
+def runner_session_may_call(
+    session_execution_id: str, route_name: str | None, method: str, route_kwargs: dict[str, Any]
+) -> bool:
+    """May a runner session (of execution `session_execution_id`) call this route?"""
+    if method not in RUNNER_SESSION_ROUTES.get(route_name or "", frozenset()):
+        return False
+    return route_kwargs.get("execution_id", session_execution_id) == session_execution_id
+
+
+def can_launch_in(user: Any, workspace: Workspace) -> bool:
+    """Members launch executions by role; a user holding a `use` grant on a tag of the workspace
+    may launch too, so that the grant letting them use the tagged secrets lets them run the
+    workflows that need them. (What each run may read is still decided per secret, at read time.)"""
+    if can(user, Action.LAUNCH_EXECUTION, workspace):
+        return True
+    return _is_signed_in(user) and granted_tags(user, Action.USE_SECRET, workspace.tags.all()).exists()
+
+
+def require_launch(user: Any, workspace: Workspace) -> None:
+    if not can_launch_in(user, workspace):
+        raise AccessDenied("You may not launch executions in this workspace.")
+
+
 def can_finish_execution(user: Any, execution: Any) -> bool:
     """The launcher (also through its own runner session), or whoever manages the executions of
     the workspace it runs in."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
@@ -257,7 +258,7 @@ def execution_for(user: Any, execution_id: str) -> Execution:
     """An execution `user` can see (one in a workspace they see), or ExecutionNotFound."""
     try:
         execution = Execution.objects.select_related("workspace", "launched_by").get(pk=execution_id)
-    except (Execution.DoesNotExist, ValueError, TypeError):
+    except (Execution.DoesNotExist, ValidationError, ValueError, TypeError):
         raise ExecutionNotFound() from None
     if not Workspace.objects.filter(permissions.visible_workspaces_filter(user), pk=execution.workspace_id).exists():
         raise ExecutionNotFound()

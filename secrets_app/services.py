@@ -14,6 +14,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
@@ -56,7 +57,14 @@ from .models import (
     Workspace,
 )
 from .permissions import Action
-from .validators import validate_secret_key, validate_secret_value, validate_tag_name, validate_workflow_name
+from .validators import (
+    SECRET_KEY_PATTERN,
+    printable_key,
+    validate_secret_key,
+    validate_secret_value,
+    validate_tag_name,
+    validate_workflow_name,
+)
 
 User = get_user_model()
 
@@ -192,7 +200,12 @@ def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None
         raise InvalidOperation("A personal workspace is deleted together with its user.")
     permissions.require(actor, Action.DELETE_WORKSPACE, workspace)
     with transaction.atomic():
-        _end_runner_sessions(workspace.executions.filter(status=Execution.Status.RUNNING))
+        # Runs in this workspace, and runs elsewhere of workflows registered here.
+        _end_runner_sessions(
+            Execution.objects.filter(
+                Q(workspace=workspace) | Q(home_workspace=workspace), status=Execution.Status.RUNNING
+            )
+        )
         record_event(
             action=AuditEvent.Action.WORKSPACE_DELETED,
             actor=actor,
@@ -690,7 +703,7 @@ def launch_execution(
     """Launch `workflow` in `workspace` (which may differ from its home). Returns the execution
     and its runner session key: a real Django session, bound to the execution and to `actor`,
     that ends when the execution finishes or after its lifetime."""
-    permissions.require(actor, Action.LAUNCH_EXECUTION, workspace)
+    permissions.require_launch(actor, workspace)
     maximum = settings.RUNNER_SESSION_MAX_AGE
     lifetime = maximum if lifetime_seconds is None else lifetime_seconds
     if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 60 <= lifetime <= maximum:
@@ -737,21 +750,26 @@ def launch_execution(
 
 
 def finish_execution(*, actor: Any, execution: Execution, ip_address: str | None = None) -> Execution:
-    """End an execution and its runner session, at once, for every app server."""
+    """End an execution and its runner session, at once, for every app server.
+
+    Ended by its launcher (or its own runner) it is `finished`; ended by a workspace admin who
+    did not launch it, `revoked`.
+    """
     if not permissions.can_finish_execution(actor, execution):
         raise AccessDenied("Only the user who launched it, or a workspace admin, can finish this execution.")
+    status = Execution.Status.FINISHED if execution.launched_by_id == actor.pk else Execution.Status.REVOKED
     with transaction.atomic():
         running = Execution.objects.select_for_update().filter(pk=execution.pk, status=Execution.Status.RUNNING)
         if not running.exists():
             raise ExecutionNotRunning()
-        _end_runner_sessions(running, status=Execution.Status.FINISHED)
+        _end_runner_sessions(running, status=status)
         record_event(
             action=AuditEvent.Action.EXECUTION_FINISHED,
             actor=actor,
             workspace=execution.workspace,
             execution_id=execution.id,
             ip_address=ip_address,
-            detail={"workflow": execution.workflow_reference},
+            detail={"workflow": execution.workflow_reference, "status": status},
         )
     execution.refresh_from_db()
     return execution
@@ -770,7 +788,7 @@ def _runner_event(
         actor=context.user,
         workspace=context.lookup_workspace,
         secret=secret,
-        secret_key=key,
+        secret_key=key if SECRET_KEY_PATTERN.fullmatch(key) else printable_key(key),
         execution_id=context.execution_id,
         ip_address=detail.pop("ip_address", None),
         detail={**detail, "local": context.is_local},
@@ -779,9 +797,10 @@ def _runner_event(
 
 @sensitive_variables()
 def read_secrets_for_runner(
-    *, context: selectors.RunnerContext, keys: list[str], ip_address: str | None = None
+    *, context: selectors.RunnerContext, keys: list[str], ip_address: str | None = None, template: bool = False
 ) -> dict[str, str]:
-    """The values of `keys` for a runner, all or nothing, under the runner rules.
+    """The values of `keys` for a runner, all or nothing, under the runner rules. For a `template`,
+    a refusal lists every refused key with its reason.
 
     Every read and every refusal is an audit event, written before any value is returned: if
     that write fails, this raises and no value leaves (Vault's rule).
@@ -790,7 +809,8 @@ def read_secrets_for_runner(
     if context.workspace_mismatch:
         refused = dict.fromkeys(keys, "workspace_mismatch")
     else:
-        found = {secret.key: secret for secret in selectors.secrets_for_runner(context, keys)}
+        well_formed = [key for key in keys if SECRET_KEY_PATTERN.fullmatch(key)]
+        found = {secret.key: secret for secret in selectors.secrets_for_runner(context, well_formed)}
         refused = {}
         for key in keys:
             secret = found.get(key)
@@ -821,7 +841,7 @@ def read_secrets_for_runner(
                 for key, reason in refused.items()
             ]
         )
-        raise _refusal(refused)
+        raise _refusal(refused, template=template)
     record_events(
         [
             _runner_event(
@@ -833,14 +853,15 @@ def read_secrets_for_runner(
     return values
 
 
-def _refusal(refused: dict[str, str]) -> Exception:
-    """The error for a refused runner read: one key gets its own error, several get one list."""
+def _refusal(refused: dict[str, str], *, template: bool) -> Exception:
+    """The error for a refused runner read: one key read alone gets its own error; a template's
+    keys get one list."""
     reasons = set(refused.values())
     if reasons == {"workspace_mismatch"}:
         return WorkspaceMismatch()
     if reasons == {"execution_finished"}:
-        return RunnerSessionEnded()
-    if len(refused) == 1:
+        return RunnerSessionEnded("execution_finished")
+    if len(refused) == 1 and not template:
         ((key, reason),) = refused.items()
         if reason == "secret_not_found":
             return SecretNotFound(f"No secret {key} that this run may read.")
@@ -853,8 +874,14 @@ def _refusal(refused: dict[str, str]) -> Exception:
 def refuse_ended_runner_session(
     *, execution: Execution, keys: list[str], ip_address: str | None = None
 ) -> RunnerSessionEnded:
-    """Audit a runner that came back with the session of a finished or expired execution."""
-    expired = execution.status == Execution.Status.RUNNING
+    """Audit a runner that came back with the session of a finished or expired execution (or of
+    one whose launcher can no longer sign in)."""
+    if execution.status != Execution.Status.RUNNING:
+        reason = "execution_finished"
+    elif execution.expires_at <= timezone.now():
+        reason = "execution_expired"
+    else:
+        reason = "session_expired"
     context = selectors.RunnerContext(
         user=execution.launched_by,
         lookup_workspace=execution.home_workspace,
@@ -862,7 +889,6 @@ def refuse_ended_runner_session(
         run_workspace_id=execution.workspace_id,
         workflow=execution.workflow_reference,
     )
-    reason = "execution_expired" if expired else "execution_finished"
     record_events(
         [
             _runner_event(
@@ -876,4 +902,4 @@ def refuse_ended_runner_session(
             for key in keys
         ]
     )
-    return RunnerSessionEnded(expired=expired)
+    return RunnerSessionEnded(reason)

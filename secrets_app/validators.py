@@ -23,6 +23,12 @@ def validate_secret_key(key: str) -> None:
         )
 
 
+def printable_key(text: str) -> str:
+    """Something that was meant as a key but is not one, made safe to store and show: control
+    characters escaped, cut to the key length limit."""
+    return text.encode("unicode_escape").decode("ascii")[:SECRET_KEY_MAX_LENGTH]
+
+
 def validate_secret_value(value: str) -> None:
     """Values: non-empty Unicode text without NUL, at most 64 KiB of UTF-8."""
     if not isinstance(value, str) or value == "":
@@ -61,3 +67,23 @@ def validate_workflow_name(name: str) -> None:
             f"and are at most {WORKFLOW_NAME_MAX_LENGTH} characters.",
             code="invalid_workflow_name",
         )
+
+
+JSON_MAX_DEPTH = 64
+
+
+def json_depth_exceeds(document: object, limit: int = JSON_MAX_DEPTH) -> bool:
+    """Is this JSON document nested more than `limit` levels deep? (Checked without recursion.)"""
+    pending = [(document, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False

@@ -212,10 +212,11 @@ def secret_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         messages.success(request, f"Secret {secret.key} deleted. You can add it again with a new value.")
         return redirect("secrets", slug=workspace.slug)
     permissions.require_on_secret(request.user, Action.DELETE_SECRET, secret)
+    workflows = selectors.workflows_using_key(workspace, secret.key)
     return render(
         request,
         "developer/secret_confirm_delete.html",
-        _developer_context(request, workspace, "secrets", secret=secret),
+        _developer_context(request, workspace, "secrets", secret=secret, workflows=workflows),
     )
 
 
@@ -314,7 +315,7 @@ def tag_delete(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
 
 
 def _launch_targets(user: Any) -> list[Any]:
-    return [w for w in selectors.workspaces_for(user) if permissions.can(user, Action.LAUNCH_EXECUTION, w)]
+    return [w for w in selectors.workspaces_for(user) if permissions.can_launch_in(user, w)]
 
 
 @console_view
@@ -384,11 +385,13 @@ def executions_page(request: HttpRequest, slug: str) -> HttpResponse:
 def execution_finish(request: HttpRequest, execution_id: str) -> HttpResponse:
     execution = selectors.execution_for(request.user, execution_id)
     try:
-        services.finish_execution(actor=request.user, execution=execution, ip_address=client_ip(request))
+        ended = services.finish_execution(actor=request.user, execution=execution, ip_address=client_ip(request))
     except errors.ExecutionNotRunning as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Execution of {execution.workflow_reference} finished; its runner session ended.")
+        messages.success(
+            request, f"Execution of {ended.workflow_reference} {ended.status}; its runner session has ended."
+        )
     return redirect("executions", slug=execution.workspace.slug)
 
 
@@ -492,6 +495,18 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     return render(
         request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404
     )
+
+
+RUNNER_SESSION_SCOPE_MESSAGE = (
+    "A runner session may only read secrets (GET /api/v1/runner/secrets/<key>/, POST /api/v1/runner/resolve/) "
+    "and see or finish its own execution; sign in as a user for everything else."
+)
+
+
+def runner_session_refused(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        return api.error_response(403, "runner_session_scope", RUNNER_SESSION_SCOPE_MESSAGE)
+    return render(request, "403.html", {"message": RUNNER_SESSION_SCOPE_MESSAGE}, status=403)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
