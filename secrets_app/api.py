@@ -184,6 +184,8 @@ def secret_json(secret: Secret) -> dict[str, Any]:
         "tags": sorted(tag.name for tag in secret.tags.all()),
         "created_by": secret.created_by.get_username() if secret.created_by else None,
         "created_at": secret.created_at.isoformat(),
+        "last_read_at": secret.last_read_at.isoformat() if secret.last_read_at else None,
+        "last_read_by_workflow": secret.last_read_by or None,
     }
 
 

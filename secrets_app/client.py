@@ -267,6 +267,11 @@ class ConsoleClient:
 
     # For scripts driving the console as a signed-in user (not with a runner session).
 
+    def add_secret(self, workspace: str, key: str, value: str, tags: list[str] | None = None) -> dict[str, Any]:
+        """Add a secret to `workspace`; answers its metadata (never the value)."""
+        path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/"
+        return self._request("POST", path, {"key": key, "value": value, "tags": tags or []}, unsafe=True)
+
     def register_workflow(self, workspace: str, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
         """Register a workflow in `workspace` (its home); answers its description."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/workflows/"

@@ -113,7 +113,16 @@ def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
     assert response.status_code == 200
     body = response.json()
     assert [s["key"] for s in body["secrets"]] == ["ALPHA", "ZETA", "mid"]
-    assert set(body["secrets"][0]) == {"id", "key", "workspace", "tags", "created_by", "created_at"}
+    assert set(body["secrets"][0]) == {
+        "id",
+        "key",
+        "workspace",
+        "tags",
+        "created_by",
+        "created_at",
+        "last_read_at",
+        "last_read_by_workflow",
+    }
     assert body["secrets"][0]["tags"] == ["env:prod"] and body["secrets"][0]["created_by"] == "alice"
     assert body["count"] == 3 and body["page"] == 1 and body["pages"] == 1
     assert "value-of-" not in response.content.decode()

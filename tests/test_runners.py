@@ -477,6 +477,9 @@ def test_the_secrets_list_shows_when_and_by_which_workflow_a_secret_was_last_rea
     assert "by team/nightly" in row
     other_row = page.split('href="/settings/developer/team/secrets/DB_PASSWORD/"')[1].split("</tr>")[0]
     assert "never" in other_row
+    listed = {s["key"]: s for s in signed_in_client(alice).get("/api/v1/workspaces/team/secrets/").json()["secrets"]}
+    assert listed["API_KEY"]["last_read_by_workflow"] == "team/nightly" and listed["API_KEY"]["last_read_at"]
+    assert listed["DB_PASSWORD"]["last_read_at"] is None
 
 
 # A runner session is only for the runner endpoints
