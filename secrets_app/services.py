@@ -828,19 +828,7 @@ def read_secrets_for_runner(
             except DecryptionFailed:
                 refused[key] = "undecryptable"
     if refused:
-        record_events(
-            [
-                _runner_event(
-                    context,
-                    action=AuditEvent.Action.SECRET_READ_DENIED,
-                    key=key,
-                    secret=None,
-                    reason=reason,
-                    ip_address=ip_address,
-                )
-                for key, reason in refused.items()
-            ]
-        )
+        _record_refusals(context, refused, ip_address=ip_address)
         raise _refusal(refused, template=template)
     record_events(
         [
@@ -889,6 +877,12 @@ def refuse_ended_runner_session(
         run_workspace_id=execution.workspace_id,
         workflow=execution.workflow_reference,
     )
+    _record_refusals(context, dict.fromkeys(keys, reason), ip_address=ip_address)
+    return RunnerSessionEnded(reason)
+
+
+def _record_refusals(context: selectors.RunnerContext, refused: dict[str, str], *, ip_address: str | None) -> None:
+    """One `secret.read_denied` event per refused key, with its reason."""
     record_events(
         [
             _runner_event(
@@ -899,7 +893,6 @@ def refuse_ended_runner_session(
                 reason=reason,
                 ip_address=ip_address,
             )
-            for key in keys
+            for key, reason in refused.items()
         ]
     )
-    return RunnerSessionEnded(reason)
