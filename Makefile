@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-requirements
 
-.PHONY: run test install env lint format check
+.PHONY: run test install env lint format check serve-prod bench
 
 $(INSTALLED): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ env:
 run: install env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# Production: settings come from the environment (see the README's Deployment section), not .env.
+serve-prod: install
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/gunicorn console.wsgi --config console/gunicorn.conf.py
+
+bench: install env
+	$(BIN)/python bench/runner_read.py
 
 test: install env
 	$(BIN)/python -m pytest

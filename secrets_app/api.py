@@ -493,6 +493,12 @@ def runner_endpoint(methods: Iterable[str]) -> Callable:
     return decorator
 
 
+@endpoint(["GET"])
+def runner_ping(request: HttpRequest) -> HttpResponse:
+    """Does this session (runner or user) still work? A constant answer, and nothing read."""
+    return JsonResponse({"ok": True})
+
+
 @sensitive_variables()
 @runner_endpoint(["GET"])
 def runner_secret(request: HttpRequest, key: str) -> HttpResponse:

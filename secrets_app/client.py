@@ -272,6 +272,14 @@ class ConsoleClient:
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/"
         return self._request("POST", path, {"key": key, "value": value, "tags": tags or []}, unsafe=True)
 
+    def list_secrets(self, workspace: str, page: int = 1) -> dict[str, Any]:
+        """One page (50) of the metadata of the secrets you may see in `workspace`."""
+        return self._request("GET", f"/api/v1/workspaces/{_quote(workspace)}/secrets/?page={page}")
+
+    def delete_secret(self, workspace: str, key: str) -> None:
+        """Delete a secret (to change a value: delete it, then add it again)."""
+        self._request("DELETE", f"/api/v1/workspaces/{_quote(workspace)}/secrets/{_quote(key)}/", unsafe=True)
+
     def register_workflow(self, workspace: str, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
         """Register a workflow in `workspace` (its home); answers its description."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/workflows/"

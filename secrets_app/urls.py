@@ -76,8 +76,15 @@ api_patterns += [
     path("api/v1/workspaces/<slug:slug>/executions/", api.executions, name="api-executions"),
     path("api/v1/executions/<str:execution_id>/", api.execution, name="api-execution"),
     path("api/v1/executions/<str:execution_id>/finish/", api.execution_finish, name="api-execution-finish"),
+    path("api/v1/runner/ping/", api.runner_ping, name="api-runner-ping"),
     path("api/v1/runner/secrets/<str:key>/", api.runner_secret, name="api-runner-secret"),
     path("api/v1/runner/resolve/", api.runner_resolve, name="api-runner-resolve"),
 ]
 
-urlpatterns = ui_patterns + api_patterns
+# For load balancers: the process is up; the process can reach its database and cache.
+health_patterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+]
+
+urlpatterns = ui_patterns + api_patterns + health_patterns

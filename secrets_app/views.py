@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -474,6 +474,23 @@ def member_change(request: HttpRequest, slug: str, username: str) -> HttpRespons
     except errors.WorkspaceNotFound:  # they removed themselves
         return redirect("developer-settings")
     return redirect("members", slug=workspace.slug)
+
+
+# Health checks for load balancers
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is up and answering; touches nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> HttpResponse:
+    """The process can reach its database and its cache: 200, else 503 naming what failed."""
+    checks = selectors.dependency_checks()
+    ready = all(result == "ok" for result in checks.values())
+    return JsonResponse({"status": "ready" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
 
 
 # Error pages

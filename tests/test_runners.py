@@ -631,3 +631,47 @@ def test_runner_session_cookie_alone_is_not_a_browser_login(alice, team, workflo
     browser = Client()
     browser.cookies[settings.SESSION_COOKIE_NAME] = session_key
     assert browser.get("/settings/developer/team/secrets/").status_code == 403
+
+
+def test_the_runner_reads_grant_rule_agrees_with_the_one_the_pages_use(alice, bob, make_user, team, other):
+    """`secret_row_permission` (joins, for the hot path) and `can_on_secret` (guardian's shortcuts)
+    must give the same answer for every user, secret and action."""
+    from django.contrib.auth.models import Group, Permission
+
+    from secrets_app import permissions
+    from secrets_app.models import Secret
+    from secrets_app.permissions import Action
+
+    carol, dave = make_user("carol"), make_user("dave")
+    ops = Group.objects.create(name="ops")
+    ops.user_set.add(carol)
+    dave.user_permissions.add(*Permission.objects.filter(codename__in=["use_tagged_secrets", "view_tagged_secrets"]))
+    services.add_member(actor=alice, workspace=team, username="dave", role=Role.VIEWER)
+    for workspace in (team, other):
+        services.create_secret(actor=alice, workspace=workspace, key="OPS", value="v", tags=["team:ops"])
+        services.create_secret(actor=alice, workspace=workspace, key="DATA", value="v", tags=["team:data"])
+        services.create_secret(actor=alice, workspace=workspace, key="BOTH", value="v", tags=["team:ops", "team:data"])
+        services.create_secret(actor=alice, workspace=workspace, key="PLAIN", value="v")
+    grant = services.grant_tag_permissions
+    grant(actor=alice, workspace=team, tag_name="team:ops", permission_names=["use"], username="bob")
+    grant(actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob")
+    grant(actor=alice, workspace=team, tag_name="team:data", permission_names=["use", "delete"], group_name="ops")
+    grant(actor=alice, workspace=other, tag_name="team:ops", permission_names=["view"], group_name="ops")
+    secrets = list(Secret.objects.select_related("workspace"))
+    answers = {}
+    for user in (alice, bob, carol, dave):
+        for action in (Action.VIEW_SECRETS, Action.USE_SECRET, Action.DELETE_SECRET):
+            by_joins = set(
+                Secret.objects.filter(permissions.secret_row_permission(user, action)).values_list("pk", flat=True)
+            )
+            by_shortcuts = {s.pk for s in secrets if permissions.can_on_secret(user, action, s)}
+            assert by_joins == by_shortcuts, (user, action)
+            answers[(user.username, action)] = sorted(
+                f"{s.workspace.slug}/{s.key}" for s in secrets if s.pk in by_joins
+            )
+    assert answers[("bob", Action.USE_SECRET)] == ["team/BOTH", "team/OPS"]
+    assert answers[("bob", Action.VIEW_SECRETS)] == ["team/BOTH", "team/DATA", "team/OPS"]
+    assert answers[("carol", Action.DELETE_SECRET)] == ["team/BOTH", "team/DATA"]
+    assert answers[("carol", Action.VIEW_SECRETS)] == ["other/BOTH", "other/OPS", "team/BOTH", "team/DATA"]
+    assert answers[("dave", Action.USE_SECRET)] == []  # a viewer holding only global permissions
+    assert len(answers[("alice", Action.USE_SECRET)]) == 8

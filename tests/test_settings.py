@@ -46,13 +46,50 @@ def test_production_mode_requires_allowed_hosts():
     assert "Set the ALLOWED_HOSTS environment variable" in result.stderr
 
 
+PRODUCTION = {
+    "SECRET_KEY": "Yq3-" + "f8Kd_2pLz" * 6,
+    "SECRETS_ENCRYPTION_KEYS": GOOD_RING,
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "secrets.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://secrets.example.com",
+    "DATABASE_URL": "postgres://console@db.internal:5432/console",
+    "CACHE_URL": "redis://cache.internal:6379/1",
+}
+
+
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "CACHE_URL", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS"])
+def test_production_startup_fails_naming_each_missing_variable(missing):
+    env = {name: value for name, value in PRODUCTION.items() if name != missing}
+    result = run_manage("check", **env)
+    assert result.returncode != 0
+    assert f"Set the {missing} environment variable" in result.stderr
+
+
+@pytest.mark.parametrize("cache_url", ["locmemcache://", "dummycache://"])
+def test_production_refuses_a_cache_other_processes_cannot_see(cache_url):
+    result = run_manage("check", **{**PRODUCTION, "CACHE_URL": cache_url})
+    assert result.returncode != 0
+    assert "Set the CACHE_URL environment variable to a shared cache" in result.stderr
+
+
+def test_check_deploy_is_clean_with_the_production_settings():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_flags_a_debug_deployment():
+    result = run_manage("check", "--deploy", "--fail-level", "WARNING", **{**PRODUCTION, "DEBUG": "true"})
+    assert result.returncode != 0 and "security.W018" in result.stderr
+
+
 def test_a_complete_environment_starts():
     result = run_manage("check", **BASE)
     assert result.returncode == 0, result.stderr
 
 
 def test_whitenoise_serves_hashed_static_files_with_debug_off(tmp_path):
-    env = {**BASE, "DEBUG": "false", "ALLOWED_HOSTS": "testserver", "STATIC_ROOT": str(tmp_path / "static")}
+    env = {**PRODUCTION, "ALLOWED_HOSTS": "testserver", "STATIC_ROOT": str(tmp_path / "static")}
     collected = run_manage("collectstatic", "--noinput", "-v0", **env)
     assert collected.returncode == 0, collected.stderr
     script = (
