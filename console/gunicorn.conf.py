@@ -10,8 +10,10 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
-# Sync workers: every request is short (a few queries); the load balancer absorbs slow clients.
-worker_class = "sync"
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# Every request is short (a few queries): sync workers, or with GUNICORN_THREADS > 1 threaded
+# workers, which also keep connections from the load balancer alive between requests.
+worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5

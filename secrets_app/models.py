@@ -321,7 +321,9 @@ class AuditEvent(models.Model):
         EXECUTION_LAUNCHED = "execution.launched", "Execution launched"
         EXECUTION_FINISHED = "execution.finished", "Execution finished"
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: every runner read appends an event, so each index costs on the hot
+    # path; reads by time go through (workspace, -at).
+    at = models.DateTimeField(auto_now_add=True)
     action = models.CharField(max_length=40, choices=Action.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
