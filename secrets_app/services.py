@@ -85,9 +85,9 @@ def audit_event(
     signed_in = actor is not None and actor.is_authenticated
     return AuditEvent(
         action=action,
-        actor=actor if signed_in else None,
+        actor_id=actor.pk if signed_in else None,
         actor_username=actor.get_username() if signed_in else "",
-        workspace=workspace,
+        workspace_id=workspace.pk if workspace else None,
         workspace_slug=workspace.slug if workspace else "",
         secret_id=secret.pk if secret else None,
         secret_key=secret.key if secret else secret_key,
