@@ -50,3 +50,30 @@ def test_register_launch_read_and_finish_from_the_console(browser_page, alice, t
     page.goto("/settings/developer/team/secrets/API_KEY/delete/")
     expect(page.get_by_text("1 registered workflow uses this key")).to_be_visible()
     expect(page.locator(".workflow-list")).to_contain_text("nightly")
+
+
+def test_every_developer_settings_page_fits_a_phone_screen(chromium, live_server, alice, team):
+    services.create_secret(
+        actor=alice, workspace=team, key="A_RATHER_LONG_SECRET_KEY_NAME", value="v", tags=["env:prod", "team:ops"]
+    )
+    workflow = services.register_workflow(
+        actor=alice,
+        workspace=team,
+        name="nightly-etl",
+        definition={"t": "${workflow.secrets.A_RATHER_LONG_SECRET_KEY_NAME}"},
+    )
+    services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    sign_in(page, "alice")
+    for section in (
+        "secrets/",
+        "secrets/A_RATHER_LONG_SECRET_KEY_NAME/",
+        "workflows/",
+        "executions/",
+        "access/",
+        "members/",
+    ):
+        page.goto(f"/settings/developer/team/{section}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, section
+    context.close()
