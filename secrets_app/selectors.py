@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,7 +274,8 @@ def execution_by_runner_session(session_key: str) -> Execution | None:
     """The execution a (possibly ended) runner session belonged to."""
     if not session_key:
         return None
-    return Execution.objects.select_related("home_workspace").filter(runner_session_key=session_key).first()
+    executions = Execution.objects.select_related("home_workspace", "launched_by")
+    return executions.filter(runner_session_key=session_key).first()
 
 
 # The runner read path
@@ -371,11 +371,11 @@ class _RunnerReadQuery:
         slots = {self.USER: "user_id", self.WORKSPACE: "workspace_id"}
         slots |= {key: f"key:{number}" for number, key in enumerate(keys)}
         slots |= {_db_uuid(self.EXECUTION): "execution_id", _db_datetime(self.NOW): "now"}
-        layout = [
-            ("slot", slots[param]) if _hashable(param) and param in slots else ("value", param) for param in params
-        ]
-        missing = {"user_id", "workspace_id"} - {name for kind, name in layout if kind == "slot"}
-        assert not missing, f"the runner read query lost its {missing} parameters"
+        layout = [("slot", slots[param]) if _is_sentinel(param, slots) else ("value", param) for param in params]
+        placed = {name for kind, name in layout if kind == "slot"}
+        expected = set(slots.values()) - ({"execution_id", "now"} if is_local else set())
+        if placed != expected:
+            raise RuntimeError(f"The runner read query places {sorted(placed)}, not {sorted(expected)}.")
         return sql, layout
 
     def run(self, context: RunnerContext, keys: list[str]) -> list[Secret]:
@@ -423,18 +423,14 @@ def _db_datetime(value: datetime.datetime) -> Any:
     return Execution._meta.get_field("expires_at").get_db_prep_value(value, connection)
 
 
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
+def _is_sentinel(param: Any, slots: dict[Any, str]) -> bool:
+    return isinstance(param, (int, str, uuid.UUID, datetime.datetime)) and param in slots
 
 
 _runner_read_query = _RunnerReadQuery()
 
 
-def secrets_for_runner(context: RunnerContext, keys: list[str]) -> Iterable[Secret]:
+def secrets_for_runner(context: RunnerContext, keys: list[str]) -> list[Secret]:
     """The secrets named `keys` where this runner may look, each saying whether the reader may use
     it (`usable`) and, for a runner session, whether its execution is still running
     (`execution_live`): one query."""

@@ -813,7 +813,13 @@ def finish_execution(*, actor: Any, execution: Execution, ip_address: str | None
 
 
 def _runner_event(
-    context: selectors.RunnerContext, *, action: str, key: str, secret: Secret | None, **detail: Any
+    context: selectors.RunnerContext,
+    *,
+    action: str,
+    key: str,
+    secret: Secret | None,
+    ip_address: str | None,
+    **detail: Any,
 ) -> AuditEvent:
     if not context.is_local:
         detail["workflow"] = context.workflow
@@ -822,9 +828,9 @@ def _runner_event(
         actor=context.user,
         workspace=context.lookup_workspace,
         secret=secret,
-        secret_key=key if SECRET_KEY_PATTERN.fullmatch(key) else printable_key(key),
+        secret_key=printable_key(key),
         execution_id=context.execution_id,
-        ip_address=detail.pop("ip_address", None),
+        ip_address=ip_address,
         detail={**detail, "local": context.is_local},
     )
 

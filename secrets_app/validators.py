@@ -24,8 +24,8 @@ def validate_secret_key(key: str) -> None:
 
 
 def printable_key(text: str) -> str:
-    """Something that was meant as a key but is not one, made safe to store and show: control
-    characters escaped, cut to the key length limit."""
+    """A key as the caller sent it, safe to store and show: control characters escaped, cut to the
+    key length limit. A well-formed key comes back unchanged."""
     return text.encode("unicode_escape").decode("ascii")[:SECRET_KEY_MAX_LENGTH]
 
 
