@@ -390,6 +390,43 @@ def _tags_named(workspace: Workspace, names: list[str]) -> dict[str, Tag]:
 
 
 @sensitive_variables()
+def _write_new_secrets(
+    *,
+    actor: Any,
+    workspace: Workspace,
+    secrets: list[Secret],
+    entries: list[tuple[str, str, list[str]]],
+    tag_names: list[str],
+    ip_address: str | None,
+) -> None:
+    """One transaction: the secrets, their tags, one audit event each."""
+    with transaction.atomic():
+        Secret.objects.bulk_create(secrets, batch_size=500)
+        tags = _tags_named(workspace, tag_names)
+        SecretTag.objects.bulk_create(
+            [
+                SecretTag(secret=secret, tag=tags[name], added_by=actor)
+                for secret, (_, _, names) in zip(secrets, entries, strict=True)
+                for name in names
+            ],
+            batch_size=1000,
+        )
+        record_events(
+            [
+                audit_event(
+                    action=AuditEvent.Action.SECRET_CREATED,
+                    actor=actor,
+                    workspace=workspace,
+                    secret=secret,
+                    ip_address=ip_address,
+                    detail={"tags": names} if names else {},
+                )
+                for secret, (_, _, names) in zip(secrets, entries, strict=True)
+            ]
+        )
+
+
+@sensitive_variables()
 def _insert_secrets(
     *, actor: Any, workspace: Workspace, entries: list[tuple[str, str, list[str]]], ip_address: str | None
 ) -> list[Secret]:
@@ -403,38 +440,25 @@ def _insert_secrets(
         Secret(id=uuid.uuid4(), workspace=workspace, key=key, value=value, created_by=actor)
         for key, value, _ in entries
     ]
-    try:
-        with transaction.atomic():
-            Secret.objects.bulk_create(secrets, batch_size=500)
-            tags = _tags_named(workspace, tag_names)
-            SecretTag.objects.bulk_create(
-                [
-                    SecretTag(secret=secret, tag=tags[name], added_by=actor)
-                    for secret, (_, _, names) in zip(secrets, entries, strict=True)
-                    for name in names
-                ],
-                batch_size=1000,
+    # A key taken when we wrote is a conflict. If the row that took it is gone by the time we
+    # look (a concurrent delete), the key is free again: write once more.
+    for attempt in range(2):
+        try:
+            _write_new_secrets(
+                actor=actor,
+                workspace=workspace,
+                secrets=secrets,
+                entries=entries,
+                tag_names=tag_names,
+                ip_address=ip_address,
             )
-            record_events(
-                [
-                    audit_event(
-                        action=AuditEvent.Action.SECRET_CREATED,
-                        actor=actor,
-                        workspace=workspace,
-                        secret=secret,
-                        ip_address=ip_address,
-                        detail={"tags": names} if names else {},
-                    )
-                    for secret, (_, _, names) in zip(secrets, entries, strict=True)
-                ]
-            )
-    except IntegrityError:
-        taken = sorted(
-            Secret.objects.filter(workspace=workspace, key__in=[s.key for s in secrets]).values_list("key", flat=True)
-        )
-        if taken:
-            raise SecretAlreadyExists.for_keys(taken) from None
-        raise
+            break
+        except IntegrityError:
+            taken = sorted(workspace.secrets.filter(key__in=[s.key for s in secrets]).values_list("key", flat=True))
+            if taken:
+                raise SecretAlreadyExists.for_keys(taken) from None
+            if attempt:
+                raise
     for secret in secrets:
         secret._remember_identity()
     return secrets
