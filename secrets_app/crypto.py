@@ -154,3 +154,17 @@ def unseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None
         return plaintext.decode("utf-8")
     except (InvalidTag, UnicodeDecodeError):
         raise DecryptionFailed() from None
+
+
+def reseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None) -> bytes:
+    """The same plaintext sealed again under the active key, for key rotation.
+
+    The plaintext never leaves this function; the new bytes are checked to open to it before
+    they are handed back, so a rotation can never write a value it could not read again.
+    """
+    ring = ring or key_ring()
+    plaintext = unseal(sealed, associated_data, ring=ring)
+    resealed = seal(plaintext, associated_data, ring=ring)
+    if unseal(resealed, associated_data, ring=ring) != plaintext:
+        raise DecryptionFailed()
+    return resealed

@@ -62,3 +62,30 @@ class EncryptedTextField(models.BinaryField):
         if not isinstance(stored, SealedValue):
             raise TypeError("Refusing to serialize an unsealed value.")
         return SERIALIZED_PREFIX + base64.b64encode(stored).decode("ascii")
+
+
+class SealingKeyIdField(models.CharField):
+    """The id of the key that sealed `sealed_field`, copied out of its header on every write.
+
+    Key rotation finds the rows still sealed under an older key through this indexed column
+    instead of opening every row. It cannot disagree with the header: it is derived from the
+    sealed bytes as they are written, and only `SecretQuerySet.reseal` writes both together.
+    """
+
+    def __init__(self, *args: Any, sealed_field: str = "value", **kwargs: Any) -> None:
+        self.sealed_field = sealed_field
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["sealed_field"] = self.sealed_field
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        # Sealing is idempotent: the value field seals once and then hands back the same bytes.
+        sealed = model_instance._meta.get_field(self.sealed_field).pre_save(model_instance, add)
+        key_id = crypto.sealed_key_id(sealed)
+        setattr(model_instance, self.attname, key_id)
+        return key_id

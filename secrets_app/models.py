@@ -13,7 +13,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from . import crypto
 from .errors import SecretImmutable
-from .fields import EncryptedTextField
+from .fields import EncryptedTextField, SealedValue, SealingKeyIdField
 from .validators import (
     SECRET_KEY_MAX_LENGTH,
     TAG_MAX_LENGTH,
@@ -120,7 +120,7 @@ class TagGroupObjectPermission(GroupObjectPermissionBase):
         pass
 
 
-IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value"})
+IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value", "key_id"})
 
 
 class SecretQuerySet(models.QuerySet):
@@ -134,6 +134,18 @@ class SecretQuerySet(models.QuerySet):
             raise SecretImmutable()
         return super().bulk_update(objs, fields, batch_size=batch_size)
 
+    def reseal(self, secret: Secret) -> bool:
+        """Replace `secret`'s stored value by the same plaintext sealed under the active key.
+
+        The one write allowed to touch a value after creation, because the value it writes is
+        the value that was there. Conditional on the row still holding the bytes that were
+        opened, so a concurrent delete or rotation is left alone; False when nothing was written.
+        """
+        resealed = SealedValue(crypto.reseal(secret.value, secret.associated_data()))
+        still_as_read = self.filter(pk=secret.pk, key_id=secret.key_id, value=secret.value)
+        written = models.QuerySet.update(still_as_read, value=resealed, key_id=crypto.sealed_key_id(resealed))
+        return written == 1
+
 
 class Secret(models.Model):
     """A key and its sealed value in one workspace. Immutable once saved."""
@@ -142,6 +154,7 @@ class Secret(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="secrets")
     key = models.CharField(max_length=SECRET_KEY_MAX_LENGTH, validators=[validate_secret_key])
     value = EncryptedTextField()
+    key_id = SealingKeyIdField(sealed_field="value", help_text="Id of the encryption key the value is sealed with.")
     tags = models.ManyToManyField(Tag, through="SecretTag", related_name="secrets", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -153,6 +166,7 @@ class Secret(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="secret_key_unique_per_workspace")]
+        indexes = [models.Index(fields=["key_id", "id"], name="secret_sealing_key")]
 
     def __str__(self) -> str:
         return self.key
@@ -320,6 +334,7 @@ class AuditEvent(models.Model):
         WORKFLOW_DELETED = "workflow.deleted", "Workflow deleted"
         EXECUTION_LAUNCHED = "execution.launched", "Execution launched"
         EXECUTION_FINISHED = "execution.finished", "Execution finished"
+        ENCRYPTION_KEY_ROTATED = "encryption.rotated", "Values re-encrypted under the active key"
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).

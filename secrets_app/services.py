@@ -6,6 +6,7 @@ import datetime
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
@@ -967,4 +968,42 @@ def _record_refusals(context: selectors.RunnerContext, refused: dict[str, str], 
             )
             for key, reason in refused.items()
         ]
+    )
+
+
+# Encryption keys
+
+
+@dataclass
+class ResealedBatch:
+    resealed: int = 0
+    gone: int = 0
+    unreadable: list[Secret] = field(default_factory=list)
+
+
+def reseal_secrets(secrets: list[Secret]) -> ResealedBatch:
+    """Seal these secrets' values again under the active key, in one transaction.
+
+    A row deleted (or already resealed) since it was read counts as gone. A row that cannot be
+    opened is left exactly as it is and reported: rotation never replaces what it cannot read.
+    """
+    outcome = ResealedBatch()
+    with transaction.atomic():
+        for secret in secrets:
+            try:
+                written = Secret.objects.reseal(secret)
+            except DecryptionFailed:
+                outcome.unreadable.append(secret)
+                continue
+            if written:
+                outcome.resealed += 1
+            else:
+                outcome.gone += 1
+    return outcome
+
+
+def record_key_rotation(*, active_key_id: str, resealed: dict[str, int], unreadable: int) -> None:
+    record_event(
+        action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED,
+        detail={"to_key_id": active_key_id, "resealed_from": resealed, "unreadable": unreadable},
     )
