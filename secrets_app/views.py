@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms as django_forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -524,6 +525,23 @@ def runner_session_refused(request: HttpRequest) -> HttpResponse:
     if is_api_request(request):
         return api.error_response(403, "runner_session_scope", RUNNER_SESSION_SCOPE_MESSAGE)
     return render(request, "403.html", {"message": RUNNER_SESSION_SCOPE_MESSAGE}, status=403)
+
+
+def sign_in_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """What django-axes answers, in place of the sign-in's own answer, while sign-in is locked."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    message = (
+        f"Sign-in is locked for {minutes} minutes after {settings.AXES_FAILURE_LIMIT} failed attempts "
+        "for this username or from this address."
+    )
+    if is_api_request(request):
+        response = api.error_response(429, "too_many_sign_in_attempts", message)
+    else:
+        response = render(request, "registration/locked_out.html", {"message": message}, status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

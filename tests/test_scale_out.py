@@ -9,6 +9,8 @@ the skip into a failure.
 from __future__ import annotations
 
 import base64
+import http.cookiejar
+import json
 import os
 import secrets
 import socket
@@ -100,6 +102,8 @@ def servers():
         "CONN_MAX_AGE": "60",
         "LOG_LEVEL": "WARNING",
         "GUNICORN_WORKERS": "2",
+        # As behind a load balancer: the test names the client address in X-Forwarded-For.
+        "TRUSTED_PROXY_COUNT": "1",
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
@@ -252,3 +256,35 @@ def test_concurrent_delete_and_recreate_of_a_key_leaves_exactly_one_consistent_s
     assert len(listed) == 1
     value = on(server_b, runner_session).get_secret("ROTATED")
     assert value in written  # readable, whole, and one of the values written
+
+
+# Sign-in limits (counted in the shared cache)
+
+
+def sign_in_status(base: str, username: str, password: str, address: str) -> tuple[int, str]:
+    """POST /api/v1/session/ from `address` (as the load balancer reports it): status and error code."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(base + "/api/v1/session/") as response:
+        csrf_token = json.load(response)["csrf_token"]
+    request = urllib.request.Request(
+        base + "/api/v1/session/",
+        data=json.dumps({"username": username, "password": password}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-CSRFToken": csrf_token, "X-Forwarded-For": address},
+    )
+    try:
+        with opener.open(request) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)["error"]["code"]
+
+
+def test_failed_sign_ins_on_both_servers_add_up_to_one_lockout(servers):
+    server_a, server_b = servers
+    guesses = [sign_in_status(servers[number % 2], "bob", f"guess-{number}", "198.51.100.23") for number in range(5)]
+    assert guesses == [(401, "invalid_credentials")] * 4 + [(429, "too_many_sign_in_attempts")]
+    assert sign_in_status(server_b, "bob", PASSWORD, "192.0.2.50") == (429, "too_many_sign_in_attempts")
+    assert sign_in_status(server_a, "bob", PASSWORD, "192.0.2.50") == (429, "too_many_sign_in_attempts")
+    # The guessing address is locked for every username; others sign in as usual.
+    assert sign_in_status(server_a, "alice", PASSWORD, "198.51.100.23") == (429, "too_many_sign_in_attempts")
+    assert sign_in_status(server_b, "alice", PASSWORD, "192.0.2.51")[0] == 200

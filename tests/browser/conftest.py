@@ -36,8 +36,16 @@ def chromium():
 
 @pytest.fixture
 def browser_page(chromium, live_server):
+    """A page in a fresh browser context; every test fails if any page broke the CSP."""
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15000)
+    # Chromium reports each Content-Security-Policy violation as a console error.
+    page.csp_violations = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and page.csp_violations.append(message.text),
+    )
     yield page
     context.close()
+    assert page.csp_violations == [], "pages broke the Content-Security-Policy"

@@ -1,0 +1,119 @@
+"""Failed sign-ins are limited per username and per address, on the UI, the API and the admin."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.test import Client
+
+from tests.conftest import PASSWORD, JsonClient, error_of
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 5
+
+
+def api_sign_in(username: str, password: str, address: str = "203.0.113.7"):
+    client = JsonClient()
+    client.client.defaults["REMOTE_ADDR"] = address
+    return client, client.login(username, password)
+
+
+def ui_sign_in(username: str, password: str, address: str = "203.0.113.7"):
+    client = Client(REMOTE_ADDR=address)
+    return client, client.post("/accounts/login/", {"username": username, "password": password})
+
+
+def fail(times: int, username: str = "alice", address: str = "203.0.113.7") -> list[tuple[int, str]]:
+    return [error_of(api_sign_in(username, "wrong password", address)[1]) for _ in range(times)]
+
+
+def fail_up_to_the_limit(username: str = "alice", address: str = "203.0.113.7") -> None:
+    """The limit-th failure is the one that locks, and it already answers 429."""
+    answers = fail(LIMIT, username, address)
+    assert answers == [(401, "invalid_credentials")] * (LIMIT - 1) + [(429, "too_many_sign_in_attempts")]
+
+
+def test_the_api_refuses_with_429_after_the_limit_even_with_the_right_password(alice):
+    fail_up_to_the_limit()
+
+    client, response = api_sign_in("alice", PASSWORD)
+
+    assert error_of(response) == (429, "too_many_sign_in_attempts")
+    message = response.json()["error"]["message"]
+    assert "locked for 15 minutes after 5 failed attempts" in message
+    assert response["Retry-After"] == "900"
+    assert client.get("/api/v1/session/").json()["user"] is None
+
+
+def test_failures_below_the_limit_do_not_lock_and_a_success_starts_the_count_again(alice):
+    fail(LIMIT - 1)
+    assert api_sign_in("alice", PASSWORD)[1].status_code == 200
+    fail(LIMIT - 1)
+    assert api_sign_in("alice", PASSWORD)[1].status_code == 200
+
+
+def test_a_username_is_locked_whatever_address_the_guesses_come_from(alice):
+    for number in range(LIMIT - 1):
+        assert fail(1, "alice", f"198.51.100.{number}") == [(401, "invalid_credentials")]
+    assert fail(1, "alice", "198.51.100.99") == [(429, "too_many_sign_in_attempts")]
+    assert error_of(api_sign_in("alice", PASSWORD, "192.0.2.200")[1]) == (429, "too_many_sign_in_attempts")
+
+
+def test_an_address_is_locked_whatever_usernames_it_guesses(alice, bob):
+    answers = [fail(1, username)[0] for username in ("carol", "dave", "erin", "frank", "grace")]
+    assert answers[-1] == (429, "too_many_sign_in_attempts")
+    assert error_of(api_sign_in("bob", PASSWORD)[1]) == (429, "too_many_sign_in_attempts")
+    assert api_sign_in("bob", PASSWORD, "192.0.2.99")[1].status_code == 200
+
+
+def test_the_sign_in_page_shows_the_lockout_with_429(alice):
+    for _ in range(LIMIT - 1):
+        _, response = ui_sign_in("alice", "wrong password")
+        assert response.status_code == 200 and b"Please enter a correct username and password" in response.content
+    assert ui_sign_in("alice", "wrong password")[1].status_code == 429
+
+    client, response = ui_sign_in("alice", PASSWORD)
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "900"
+    page = response.content.decode()
+    assert "Too many failed sign-ins" in page and "locked for 15 minutes" in page
+    assert "_auth_user_id" not in client.session
+
+
+def test_the_ui_api_and_admin_share_one_count(alice):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    fail(2)
+    for _ in range(2):
+        assert ui_sign_in("alice", "wrong password")[1].status_code == 200
+
+    admin = Client(REMOTE_ADDR="203.0.113.7")
+    guess = admin.post("/admin/login/", {"username": "alice", "password": "wrong", "next": "/admin/"})
+    assert guess.status_code == 429  # the fifth failure, counted across all three
+
+    response = admin.post("/admin/login/", {"username": "alice", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 429
+    assert "_auth_user_id" not in admin.session
+
+
+def test_the_limit_and_lockout_come_from_the_environment(alice, settings):
+    import datetime
+
+    settings.AXES_FAILURE_LIMIT = 2
+    settings.AXES_COOLOFF_TIME = datetime.timedelta(minutes=3)
+    assert fail(2)[-1] == (429, "too_many_sign_in_attempts")
+    response = api_sign_in("alice", PASSWORD)[1]
+    assert error_of(response) == (429, "too_many_sign_in_attempts")
+    assert "locked for 3 minutes after 2 failed attempts" in response.json()["error"]["message"]
+    assert response["Retry-After"] == "180"
+
+
+def test_guessed_passwords_never_reach_the_logs(alice, caplog):
+    caplog.set_level(logging.DEBUG)
+    for number in range(LIMIT + 1):
+        api_sign_in("alice", f"guess-{number}-Zq9")
+    assert "Zq9" not in caplog.text
+    assert "alice" in caplog.text  # the lockout itself is logged, with the username
