@@ -320,6 +320,7 @@ class AuditEvent(models.Model):
         WORKFLOW_DELETED = "workflow.deleted", "Workflow deleted"
         EXECUTION_LAUNCHED = "execution.launched", "Execution launched"
         EXECUTION_FINISHED = "execution.finished", "Execution finished"
+        AUDIT_EXPORTED = "audit.exported", "Audit log exported"
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).
