@@ -120,7 +120,7 @@ class AuditFilterForm(forms.Form):
     """The Activity page's filters (GET); the same ones choose what an export holds."""
 
     key = forms.CharField(required=False, label="Key contains", max_length=SECRET_KEY_MAX_LENGTH)
-    user = forms.CharField(required=False, label="User", max_length=150, help_text="Exact username.")
+    user = forms.CharField(required=False, label="Username (exact)", max_length=150)
     action = forms.ChoiceField(required=False, choices=[("", "All actions"), *AuditEvent.Action.choices])
     date_from = _audit_day_field("From")
     date_to = _audit_day_field("To (included)")
