@@ -307,7 +307,8 @@ def audit_events_in(
     (any case), made by `username`, of one `action`, or on days from `first_day` to `last_day`
     (both included, in the site's time zone).
 
-    Read through the (workspace, -at) index, so a page costs the same whatever the log's size.
+    Ordered and bounded in time along the (workspace, -at) index; only the columns shown are
+    loaded, and no related row, so a page is a fixed number of queries whatever the log's size.
     """
     events = AuditEvent.objects.filter(workspace_id=workspace.pk)
     if key:
