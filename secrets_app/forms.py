@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
+from django.core.validators import MaxValueValidator, MinValueValidator
 
-from .models import Role
+from .models import AuditEvent, Role
 from .validators import SECRET_KEY_MAX_LENGTH, SECRET_VALUE_MAX_BYTES
 
 TAG_SEPARATORS = re.compile(r"[\s,]+")
@@ -95,6 +98,57 @@ class TagAddForm(forms.Form):
 class SecretFilterForm(forms.Form):
     tag = forms.CharField(required=False, label="Tag")
     q = forms.CharField(required=False, label="Key contains", max_length=SECRET_KEY_MAX_LENGTH)
+
+
+# Days a filter may name: wide enough for any log, narrow enough that midnight of the day after
+# is a datetime in every time zone.
+AUDIT_FIRST_DAY = datetime.date(2000, 1, 1)
+AUDIT_LAST_DAY = datetime.date(9998, 12, 31)
+
+
+def _audit_day_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        required=False,
+        label=label,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        validators=[MinValueValidator(AUDIT_FIRST_DAY), MaxValueValidator(AUDIT_LAST_DAY)],
+        error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
+    )
+
+
+class AuditFilterForm(forms.Form):
+    """The Activity page's filters (GET); the same ones choose what an export holds."""
+
+    key = forms.CharField(required=False, label="Key contains", max_length=SECRET_KEY_MAX_LENGTH)
+    user = forms.CharField(required=False, label="Username (exact)", max_length=150)
+    action = forms.ChoiceField(required=False, choices=[("", "All actions"), *AuditEvent.Action.choices])
+    date_from = _audit_day_field("From")
+    date_to = _audit_day_field("To (included)")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        first, last = cleaned.get("date_from"), cleaned.get("date_to")
+        if first and last and first > last:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def active(self) -> dict[str, str]:
+        """The filters in use, as they go in an address (dates as YYYY-MM-DD)."""
+        return {name: str(value) for name, value in self.cleaned_data.items() if value}
+
+    def query_string(self) -> str:
+        return urlencode(self.active())
+
+    def selector_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for `selectors.audit_events_in`."""
+        data = self.cleaned_data
+        return {
+            "key": data["key"],
+            "username": data["user"],
+            "action": data["action"],
+            "first_day": data["date_from"],
+            "last_day": data["date_to"],
+        }
 
 
 class GrantForm(forms.Form):

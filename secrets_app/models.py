@@ -335,6 +335,7 @@ class AuditEvent(models.Model):
         EXECUTION_LAUNCHED = "execution.launched", "Execution launched"
         EXECUTION_FINISHED = "execution.finished", "Execution finished"
         ENCRYPTION_KEY_ROTATED = "encryption.rotated", "Values re-encrypted under the active key"
+        AUDIT_EXPORTED = "audit.exported", "Audit log exported"
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).

@@ -278,6 +278,57 @@ def execution_by_runner_session(session_key: str) -> Execution | None:
     return executions.filter(runner_session_key=session_key).first()
 
 
+# The audit log
+
+AUDIT_LIST_FIELDS = (
+    "id",
+    "at",
+    "action",
+    "actor_username",
+    "workspace_slug",
+    "secret_key",
+    "secret_id",
+    "execution_id",
+    "ip_address",
+    "detail",
+)
+
+
+def audit_events_in(
+    workspace: Workspace,
+    *,
+    key: str = "",
+    username: str = "",
+    action: str = "",
+    first_day: datetime.date | None = None,
+    last_day: datetime.date | None = None,
+) -> QuerySet[AuditEvent]:
+    """The workspace's audit events, newest first: optionally those whose key contains `key`
+    (any case), made by `username`, of one `action`, or on days from `first_day` to `last_day`
+    (both included, in the site's time zone).
+
+    Ordered and bounded in time along the (workspace, -at) index; only the columns shown are
+    loaded, and no related row, so a page is a fixed number of queries whatever the log's size.
+    """
+    events = AuditEvent.objects.filter(workspace_id=workspace.pk)
+    if key:
+        events = events.filter(secret_key__icontains=key)
+    if username:
+        events = events.filter(actor_username=username)
+    if action:
+        events = events.filter(action=action)
+    if first_day is not None:
+        events = events.filter(at__gte=_start_of(first_day))
+    if last_day is not None and last_day < datetime.date.max:
+        events = events.filter(at__lt=_start_of(last_day + datetime.timedelta(days=1)))
+    return events.only(*AUDIT_LIST_FIELDS).order_by("-at", "-id")
+
+
+def _start_of(day: datetime.date) -> datetime.datetime:
+    """Midnight starting `day` in the current (by default the site's) time zone."""
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
 # The runner read path
 
 RUNNER_EXECUTION = "runner_execution"

@@ -834,6 +834,23 @@ def finish_execution(*, actor: Any, execution: Execution, ip_address: str | None
     return execution
 
 
+# The audit log
+
+
+def record_audit_export(
+    *, actor: Any, workspace: Workspace, export_format: str, filters: dict[str, str], ip_address: str | None = None
+) -> AuditEvent:
+    """Audit that `actor` exported the workspace's audit log, in which format and with which filters."""
+    permissions.require(actor, Action.VIEW_AUDIT, workspace)
+    return record_event(
+        action=AuditEvent.Action.AUDIT_EXPORTED,
+        actor=actor,
+        workspace=workspace,
+        ip_address=ip_address,
+        detail={"format": export_format, "filters": filters},
+    )
+
+
 # The runner read path
 
 

@@ -44,6 +44,8 @@ ui_patterns = [
     path(f"{developer}/workflows/<str:name>/delete/", views.workflow_delete, name="workflow-delete"),
     path(f"{developer}/executions/", views.executions_page, name="executions"),
     path("settings/executions/<str:execution_id>/finish/", views.execution_finish, name="execution-finish"),
+    path(f"{developer}/activity/", views.activity_page, name="activity"),
+    path(f"{developer}/activity.<str:export_format>", views.activity_export, name="activity-export"),
     path(f"{developer}/members/", views.members_page, name="members"),
     path(f"{developer}/members/<str:username>/", views.member_change, name="member-change"),
 ]

@@ -13,13 +13,16 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import api, errors, permissions, selectors, services
+from .audit_exports import EXPORT_FORMATS
 from .forms import (
+    AuditFilterForm,
     GrantForm,
     LaunchForm,
     MemberAddForm,
@@ -475,6 +478,66 @@ def member_change(request: HttpRequest, slug: str, username: str) -> HttpRespons
     except errors.WorkspaceNotFound:  # they removed themselves
         return redirect("developer-settings")
     return redirect("members", slug=workspace.slug)
+
+
+# Activity: the audit log
+
+# Rows fetched from the database at a time while an export streams.
+EXPORT_FETCH_SIZE = 2000
+
+
+def _activity_page(request: HttpRequest, workspace: Any, filters: AuditFilterForm) -> HttpResponse:
+    """The Activity page: the filtered events, or the filters' errors (400) and no events."""
+    if not filters.is_valid():
+        context = _developer_context(request, workspace, "activity", filters=filters, page=None)
+        return render(request, "developer/activity.html", context, status=400)
+    events = selectors.audit_events_in(workspace, **filters.selector_arguments())
+    context = _developer_context(
+        request,
+        workspace,
+        "activity",
+        filters=filters,
+        page=selectors.paginate(events, request.GET.get("page")),
+        filter_query=filters.query_string(),
+        export_formats=list(EXPORT_FORMATS),
+    )
+    return render(request, "developer/activity.html", context)
+
+
+@console_view
+@require_GET
+def activity_page(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.VIEW_AUDIT, workspace)
+    return _activity_page(request, workspace, AuditFilterForm(request.GET))
+
+
+@console_view
+@require_GET
+def activity_export(request: HttpRequest, slug: str, export_format: str) -> HttpResponse:
+    """The filtered audit log as a file, streamed; the export is itself an audit event."""
+    if export_format not in EXPORT_FORMATS:
+        raise Http404(f"No export as {export_format!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.VIEW_AUDIT, workspace)
+    filters = AuditFilterForm(request.GET)
+    if not filters.is_valid():
+        return _activity_page(request, workspace, filters)
+    services.record_audit_export(
+        actor=request.user,
+        workspace=workspace,
+        export_format=export_format,
+        filters=filters.active(),
+        ip_address=client_ip(request),
+    )
+    events = selectors.audit_events_in(workspace, **filters.selector_arguments())
+    content_type, write_chunks = EXPORT_FORMATS[export_format]
+    response = StreamingHttpResponse(
+        write_chunks(events.iterator(chunk_size=EXPORT_FETCH_SIZE)), content_type=content_type
+    )
+    filename = f"audit-{workspace.slug}-{timezone.localtime():%Y%m%d-%H%M%S}.{export_format}"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 # Health checks for load balancers

@@ -73,6 +73,7 @@ def test_every_developer_settings_page_fits_a_phone_screen(chromium, live_server
         "executions/",
         "access/",
         "members/",
+        "activity/",
     ):
         page.goto(f"/settings/developer/team/{section}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, section
