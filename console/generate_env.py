@@ -22,6 +22,7 @@ GENERATED_VARIABLES = {
     "DEBUG": lambda: "true",
     "SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "SECRETS_ENCRYPTION_KEYS": _encryption_key_ring,
+    "AUDIT_HMAC_KEY": lambda: secrets.token_urlsafe(48),
 }
 
 

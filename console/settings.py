@@ -26,6 +26,10 @@ SECRET_KEY = env.str("SECRET_KEY")
 # Key ring for values at rest: "id:base64key[,id:base64key...]"; parsed by secrets_app.crypto.
 SECRETS_ENCRYPTION_KEYS = env.str("SECRETS_ENCRYPTION_KEYS")
 SECRETS_ENCRYPTION_ACTIVE_KEY = env.str("SECRETS_ENCRYPTION_ACTIVE_KEY", default="")
+# Key of the audit log's HMAC chain (at least 32 characters); see secrets_app.crypto.audit_mac.
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY")
+if len(AUDIT_HMAC_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY must be at least 32 characters long")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -35,6 +37,7 @@ TAG_BYTES = 16
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 KEYS_VARIABLE = "SECRETS_ENCRYPTION_KEYS"
 ACTIVE_KEY_VARIABLE = "SECRETS_ENCRYPTION_ACTIVE_KEY"
+AUDIT_KEY_VARIABLE = "AUDIT_HMAC_KEY"
 
 
 class DecryptionFailed(Exception):
@@ -97,10 +100,30 @@ def key_ring() -> KeyRing:
     return KeyRing.parse(settings.SECRETS_ENCRYPTION_KEYS, settings.SECRETS_ENCRYPTION_ACTIVE_KEY)
 
 
+@functools.cache
+def _audit_key() -> bytes:
+    return settings.AUDIT_HMAC_KEY.encode("utf-8")
+
+
 @receiver(setting_changed)
-def _forget_key_ring(*, setting: str, **kwargs: object) -> None:
+def _forget_keys(*, setting: str, **kwargs: object) -> None:
     if setting in (KEYS_VARIABLE, ACTIVE_KEY_VARIABLE):
         key_ring.cache_clear()
+    if setting == AUDIT_KEY_VARIABLE:
+        _audit_key.cache_clear()
+
+
+def audit_mac(previous_mac: str, content: bytes) -> str:
+    """HMAC-SHA256 (hex) of an audit event's content chained to the previous event's MAC.
+
+    Keyed by AUDIT_HMAC_KEY, which is neither the encryption key ring nor SECRET_KEY: whoever
+    can write the database but not read the servers' environment cannot forge a link.
+    """
+    return hmac.new(_audit_key(), previous_mac.encode("ascii") + b"\n" + content, hashlib.sha256).hexdigest()
+
+
+def macs_equal(first: str, second: str) -> bool:
+    return hmac.compare_digest(first.encode("ascii"), second.encode("ascii"))
 
 
 def secret_associated_data(*, workspace_id: int, secret_id: object, key: str) -> bytes:

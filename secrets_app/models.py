@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
+import json
 import uuid
 from typing import Any
 
@@ -339,7 +342,7 @@ class AuditEvent(models.Model):
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField(default=timezone.now, editable=False)
     action = models.CharField(max_length=40, choices=Action.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -359,6 +362,12 @@ class AuditEvent(models.Model):
     execution_id = models.UUIDField(null=True, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # Tamper evidence: each event is a link in its writer's chain (one chain per database
+    # connection of each app server thread), its MAC covering its content and the previous
+    # link's MAC. `manage.py verify_audit_log` walks every chain.
+    chain_id = models.UUIDField(editable=False)
+    chain_seq = models.PositiveBigIntegerField(editable=False)
+    mac = models.CharField(max_length=64, editable=False)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -368,6 +377,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["workspace", "-at"], name="audit_workspace_at"),
             models.Index(fields=["secret_id", "action", "-at"], name="audit_secret_action_at"),
         ]
+        constraints = [models.UniqueConstraint(fields=["chain_id", "chain_seq"], name="audit_chain_position")]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.action} {self.secret_key}".strip()
@@ -379,3 +389,31 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise PermissionError("Audit events are append-only.")
+
+    def chained_content(self) -> bytes:
+        """Everything the event says, in one canonical form, for its MAC.
+
+        Values are normalised the way the database gives them back (UTC time, compressed IP
+        address, JSON with sorted keys), so the MAC computed when writing is the one recomputed
+        when verifying, on SQLite and PostgreSQL alike.
+        """
+        return json.dumps(
+            [
+                str(self.chain_id),
+                self.chain_seq,
+                self.at.astimezone(datetime.UTC).isoformat(timespec="microseconds"),
+                self.action,
+                self.actor_id,
+                self.actor_username,
+                self.workspace_id,
+                self.workspace_slug,
+                self.secret_key,
+                str(self.secret_id) if self.secret_id else None,
+                str(self.execution_id) if self.execution_id else None,
+                ipaddress.ip_address(self.ip_address).compressed if self.ip_address else None,
+                self.detail,
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8")

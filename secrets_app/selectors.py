@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
@@ -25,7 +25,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from . import permissions
+from . import crypto, permissions
 from .errors import (
     ExecutionNotFound,
     PageNotFound,
@@ -515,6 +515,52 @@ def secrets_sealed_under(key_id: str, *, after: uuid.UUID | None, limit: int) ->
     if after is not None:
         rows = rows.filter(id__gt=after)
     return list(rows[:limit])
+
+
+# Audit chain
+
+
+@dataclass(frozen=True)
+class AuditChainProblem:
+    event_id: int
+    description: str
+
+
+@dataclass
+class AuditChainReport:
+    events: int = 0
+    chains: int = 0
+    problems: list[AuditChainProblem] = field(default_factory=list)
+
+
+def audit_chain_report() -> AuditChainReport:
+    """Walk every chain of the audit log, recomputing each link's MAC.
+
+    An event whose content (or MAC) was changed fails its own check; an event deleted from the
+    middle or the start of a chain leaves a gap in its positions; renumbering to hide a gap
+    breaks the MAC of the event after it. Problems come in event id order.
+    """
+    report = AuditChainReport()
+    chain_id, expected_seq, previous_mac = None, 1, ""
+    for event in AuditEvent.objects.order_by("chain_id", "chain_seq").iterator(chunk_size=5000):
+        report.events += 1
+        if event.chain_id != chain_id:
+            chain_id, expected_seq, previous_mac = event.chain_id, 1, ""
+            report.chains += 1
+        when = f"{event.at:%Y-%m-%d %H:%M:%S}"
+        where = f"event {event.id} ({event.action} at {when}, chain {event.chain_id} #{event.chain_seq})"
+        if event.chain_seq != expected_seq:
+            missing = (
+                f"#{expected_seq}" if event.chain_seq == expected_seq + 1 else f"#{expected_seq}-#{event.chain_seq - 1}"
+            )
+            report.problems.append(
+                AuditChainProblem(event.id, f"missing: {missing} of chain {event.chain_id}, before {where}")
+            )
+        elif not crypto.macs_equal(crypto.audit_mac(previous_mac, event.chained_content()), event.mac):
+            report.problems.append(AuditChainProblem(event.id, f"altered: {where} does not match its MAC"))
+        expected_seq, previous_mac = event.chain_seq + 1, event.mac
+    report.problems.sort(key=lambda problem: problem.event_id)
+    return report
 
 
 # Health
