@@ -93,7 +93,13 @@ DATABASES = {
     "default": env.db("DATABASE_URL", **({"default": f"sqlite:///{BASE_DIR / 'db.sqlite3'}"} if DEBUG else {}))
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# A persistent connection is checked before each request reuses it: one left dead by a database
+# restart is replaced then, instead of failing that request.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable database host must be a quick 503, not a worker stuck in connect() until
+    # gunicorn kills it. `?connect_timeout=N` in DATABASE_URL overrides this.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "DATABASE_PREPARED_STATEMENTS", default=True
 ):

@@ -31,6 +31,7 @@ ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.RunnerSessionEnded: 401,
     errors.Conflict: 409,
     errors.InvalidOperation: 400,
+    errors.DatabaseUnavailable: 503,
 }
 
 
@@ -58,6 +59,11 @@ class BadRequest(errors.ConsoleError):
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def console_error_response(error: errors.ConsoleError) -> JsonResponse:
+    """The answer to a domain error: its status from ERROR_STATUS, its code and message."""
+    return error_response(_status_of(error), error.code, error.message, **error.details())
 
 
 def _validation_error_response(error: ValidationError) -> JsonResponse:
@@ -97,7 +103,7 @@ def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable
             try:
                 return view(request, *args, **kwargs)
             except errors.ConsoleError as error:
-                return error_response(_status_of(error), error.code, error.message, **error.details())
+                return console_error_response(error)
             except ValidationError as error:
                 return _validation_error_response(error)
 

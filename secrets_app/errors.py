@@ -134,6 +134,22 @@ class LockOut(Conflict):
     default_message = "A workspace must keep at least one owner: make someone else owner first."
 
 
+class DatabaseUnavailable(ConsoleError):
+    """The database could not be reached, or dropped the connection, while answering.
+
+    Never raised: `views.server_error` answers with it when a request fails with the driver's
+    OperationalError or InterfaceError, wherever that happened (a view, the session or user load,
+    admin). Its message is fixed: the driver's text can name hosts and carry SQL parameters.
+    """
+
+    code = "database_unavailable"
+    default_message = (
+        "The console cannot reach its database right now, so this request was not carried out and nothing was "
+        "changed. Try again in a moment."
+    )
+    retry_after_seconds = 30
+
+
 class InvalidOperation(ConsoleError):
     code = "invalid_operation"
 

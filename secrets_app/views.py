@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -13,9 +15,12 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils import timezone
+from django.utils.log import log_response
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -39,6 +44,8 @@ from .http import client_ip, is_api_request
 from .permissions import Action
 
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace"
+
+logger = logging.getLogger(__name__)
 
 
 def domain_errors_as_http(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -619,7 +626,50 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     return render(request, "400.html", status=400)
 
 
+# What a database that is down, restarting or unreachable raises; not IntegrityError or the other
+# DatabaseErrors that services expect and handle.
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler for every exception nothing else caught, raised anywhere in a request: a
+    view, admin, the login, or a middleware (loading the session or the user happens there).
+
+    Django calls it while handling the exception, so `sys.exc_info()` is that exception. A lost
+    database is a 503 that says so; anything else a 500.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, DATABASE_OUTAGE_ERRORS):
+        return database_unavailable(request, error)
     if is_api_request(request):
         return api.error_response(500, "server_error", "The server failed to answer; nothing was changed.")
-    return render(request, "500.html", status=500)
+    # Without the request, as Django's own handler does: its context processors could fail again.
+    return HttpResponse(loader.render_to_string("500.html"), status=500)
+
+
+def database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    """503 with a fixed message (the driver's text can name hosts and carry SQL parameters), and
+    one log line naming the driver's error class, never its text."""
+    unavailable = errors.DatabaseUnavailable()
+    if is_api_request(request):
+        response = api.console_error_response(unavailable)
+    else:
+        # Rendered without the request: its context processors would load the user, from the database.
+        page = loader.render_to_string("503.html", {"message": unavailable.message})
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(unavailable.retry_after_seconds)
+    cause = error.__cause__ or error  # Django wraps the driver's error; its class names the condition
+    sqlstate = getattr(cause, "sqlstate", None)
+    # log_response marks the response as logged, so Django does not log it again with the
+    # exception's text.
+    log_response(
+        "Database unavailable (%s%s): %s %s answered 503",
+        type(cause).__name__,
+        f", SQLSTATE {sqlstate}" if sqlstate else "",
+        request.method,
+        request.path,
+        response=response,
+        request=request,
+        logger=logger,
+    )
+    return response

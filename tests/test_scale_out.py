@@ -3,33 +3,36 @@ the other sees at once; and concurrent writes of one key stay consistent.
 
 These need the real services: they run when DATABASE_URL names PostgreSQL and CACHE_URL names
 Redis (as in `.ci/run`), and are skipped otherwise, unless REQUIRE_SCALE_OUT is set, which turns
-the skip into a failure.
+the skip into a failure. The servers are started by `tests/app_servers.py`.
 """
 
 from __future__ import annotations
 
-import base64
 import http.cookiejar
 import json
 import os
+import re
 import secrets
-import socket
 import subprocess
-import sys
-import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from secrets_app.client import ClientError, ConsoleClient
+from tests.app_servers import (
+    MANAGE,
+    ROOT,
+    AppServer,
+    manage,
+    missing_service,
+    production_env,
+    with_database,
+    with_redis_db,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-SERVE = [str(GUNICORN), "console.wsgi", "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"]
 PASSWORD = "scale-Out-password-42"
 SERVERS_REDIS_DB = 3  # not the suite's own cache database, which every test clears
 
@@ -38,40 +41,13 @@ def _services() -> tuple[str, str]:
     database_url, cache_url = os.environ.get("DATABASE_URL", ""), os.environ.get("CACHE_URL", "")
     if database_url.startswith(("postgres://", "postgresql://")) and cache_url.startswith("redis://"):
         return database_url, cache_url
-    reason = "needs PostgreSQL and Redis: set DATABASE_URL=postgres://... and CACHE_URL=redis://..."
-    if os.environ.get("REQUIRE_SCALE_OUT"):
-        pytest.fail(f"REQUIRE_SCALE_OUT is set but this run {reason}")
-    pytest.skip(reason)
+    missing_service("needs PostgreSQL and Redis: set DATABASE_URL=postgres://... and CACHE_URL=redis://...")
 
 
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+class ServerAddresses(list):
+    """The servers' base addresses; `env` is their environment (for manage.py on their database)."""
 
-
-def _with_redis_db(url: str, number: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{number}"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_ready(base: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"app server exited: {server.stderr.read()}")
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"app server at {base} never became ready")
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -84,57 +60,31 @@ def servers():
     name = f"scale_out_{secrets.token_hex(4)}"
     with psycopg.connect(database_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
-    cache = _with_redis_db(cache_url, SERVERS_REDIS_DB)
+    cache = with_redis_db(cache_url, SERVERS_REDIS_DB)
     redis.Redis.from_url(cache).flushdb()
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(ROOT),
-        "CONSOLE_ENV_FILE": "/nonexistent/.env",
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "SECRETS_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
-        "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "false",
-        "SESSION_COOKIE_SECURE": "false",
-        "CSRF_COOKIE_SECURE": "false",
-        "DATABASE_URL": _with_database(database_url, name),
-        "CACHE_URL": cache,
-        "CONN_MAX_AGE": "60",
-        "LOG_LEVEL": "WARNING",
-        "GUNICORN_WORKERS": "2",
-        # As behind a load balancer: the test names the client address in X-Forwarded-For.
-        "TRUSTED_PROXY_COUNT": "1",
-    }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=300)
+    env = production_env(database_url=with_database(database_url, name), cache_url=cache, workers=2)
+    # As behind a load balancer: the sign-in limit test names the client address in X-Forwarded-For.
+    env["TRUSTED_PROXY_COUNT"] = "1"
+    manage(env, "migrate", "--noinput", "-v0")
     create_users = (
         "from django.contrib.auth import get_user_model; from secrets_app import services; "
         f"alice = get_user_model().objects.create_user('alice', password='{PASSWORD}'); "
         f"get_user_model().objects.create_user('bob', password='{PASSWORD}'); "
         "services.create_team_workspace(actor=alice, name='Team', slug='team')"
     )
-    subprocess.run([*manage, "shell", "-c", create_users], cwd=ROOT, env=env, check=True, timeout=120)
+    manage(env, "shell", "-c", create_users)
     started = []
     try:
         for _ in range(2):
-            port = _free_port()
-            server = subprocess.Popen(
-                SERVE,
-                cwd=ROOT,
-                env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            server = AppServer(env)
             started.append(server)
-            _wait_ready(f"http://127.0.0.1:{port}", server)
-            server.base = f"http://127.0.0.1:{port}"
-        yield [server.base for server in started]
+            server.wait_ready()
+        addresses = ServerAddresses(server.base for server in started)
+        addresses.env = env
+        yield addresses
     finally:
         for server in started:
-            server.terminate()
-            server.wait(timeout=30)
+            server.stop()
         with psycopg.connect(database_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -289,3 +239,17 @@ def test_failed_sign_ins_on_both_servers_add_up_to_one_lockout(servers):
     # The guessing address is locked for every username; others sign in as usual.
     assert sign_in_status(server_a, "alice", PASSWORD, "198.51.100.23") == (429, "too_many_sign_in_attempts")
     assert sign_in_status(server_b, "alice", PASSWORD, "192.0.2.51")[0] == 200
+
+
+# The audit log written by four workers
+
+
+def test_the_audit_log_both_servers_wrote_verifies_as_one_set_of_unbroken_chains(servers):
+    """Run last: every test above wrote events through both servers' workers, concurrently."""
+    result = subprocess.run(
+        [*MANAGE, "verify_audit_log"], cwd=ROOT, env=servers.env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    events, chains = (int(word.replace(",", "")) for word in re.findall(r"[\d,]+", result.stdout.splitlines()[0]))
+    assert events > 30 and chains >= 2
+    assert "Audit log intact" in result.stdout

@@ -93,6 +93,21 @@ def test_check_deploy_flags_a_debug_deployment():
     assert result.returncode != 0 and "security.W018" in result.stderr
 
 
+DATABASE_CONNECTION_SETTINGS = (
+    "from django.conf import settings; database = settings.DATABASES['default']; "
+    "print(database['OPTIONS']['connect_timeout'], database['CONN_MAX_AGE'], database['CONN_HEALTH_CHECKS'])"
+)
+
+
+def test_postgresql_connections_give_up_quickly_and_are_checked_before_reuse():
+    production = {**PRODUCTION, "CONN_MAX_AGE": "60"}
+    result = run_manage("shell", "-v0", "-c", DATABASE_CONNECTION_SETTINGS, **production)
+    assert result.stdout.split() == ["5", "60", "True"], result.stderr
+    own_timeout = {**production, "DATABASE_URL": PRODUCTION["DATABASE_URL"] + "?connect_timeout=2"}
+    result = run_manage("shell", "-v0", "-c", DATABASE_CONNECTION_SETTINGS, **own_timeout)
+    assert result.stdout.split() == ["2", "60", "True"], result.stderr
+
+
 def test_a_complete_environment_starts():
     result = run_manage("check", **BASE)
     assert result.returncode == 0, result.stderr
