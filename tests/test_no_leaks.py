@@ -112,3 +112,130 @@ def test_even_the_debug_error_page_with_local_variables_holds_no_value(settings,
     page = response.content.decode()
     assert response.status_code == 500 and "Local vars" in page  # the technical page, with frames
     assert_no_canary(page)
+
+
+# Every path that holds a value, forced to fail while it holds it
+
+
+@pytest.fixture
+def running_workflow(alice):
+    """A value in alice's team workspace, and a runner session of a workflow that uses it."""
+    from tests.test_runners import launch, runner_client
+
+    team = services.create_team_workspace(actor=alice, name="Team", slug="team")
+    services.create_secret(actor=alice, workspace=team, key="API_KEY", value=CANARY)
+    workflow = services.register_workflow(
+        actor=alice, workspace=team, name="nightly", definition={"token": "${workflow.secrets.API_KEY}"}
+    )
+    _, session_key = launch(alice, team, workflow)
+    runner = runner_client(session_key)
+    runner.client.raise_request_exception = False
+    return runner
+
+
+def _fail_audit(monkeypatch):
+    def explode(*args, **kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(services, "record_events", explode)
+
+
+def _fail_answer(monkeypatch):
+    """The values are read, decrypted and audited; building the answer that holds them then fails."""
+    from secrets_app import api
+
+    real_json_response = api.JsonResponse
+
+    def fails_on_values(data, *args, **kwargs):
+        if "value" in data or "document" in data:
+            raise RuntimeError("answer could not be built")
+        return real_json_response(data, *args, **kwargs)
+
+    monkeypatch.setattr(api, "JsonResponse", fails_on_values)
+
+
+def _ui_create(alice, running_workflow):
+    browser = Client(raise_request_exception=False)
+    browser.force_login(alice)
+    return browser.post(
+        "/settings/developer/alice/secrets/", {"key": "VIA_UI", "value": CANARY}, HTTP_ACCEPT="text/html"
+    )
+
+
+def _runner_read(alice, running_workflow):
+    return running_workflow.client.get("/api/v1/runner/secrets/API_KEY/", HTTP_ACCEPT="text/html")
+
+
+def _runner_resolve(alice, running_workflow):
+    return running_workflow.client.post(
+        "/api/v1/runner/resolve/",
+        json.dumps({"env": {"TOKEN": "${workflow.secrets.API_KEY}"}}),
+        content_type="application/json",
+        headers={"X-CSRFToken": running_workflow.csrf_token, "Accept": "text/html"},
+    )
+
+
+VALUE_PATHS = {
+    "UI create, audit fails": (_ui_create, _fail_audit),
+    "runner read, audit fails": (_runner_read, _fail_audit),
+    "runner read, answer fails": (_runner_read, _fail_answer),
+    "resolve, audit fails": (_runner_resolve, _fail_audit),
+    "resolve, answer fails": (_runner_resolve, _fail_answer),
+}
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG page"])
+@pytest.mark.parametrize("path", VALUE_PATHS)
+def test_a_failure_on_any_value_path_reveals_the_value_nowhere(
+    path, debug, alice, running_workflow, monkeypatch, settings, caplog
+):
+    request, failure = VALUE_PATHS[path]
+    settings.DEBUG = debug
+    settings.ADMINS = [("ops", "ops@example.com")]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django")
+    failure(monkeypatch)
+
+    response = request(alice, running_workflow)
+
+    assert response.status_code == 500
+    page = response.content.decode()
+    if debug:
+        assert "Local vars" in page and "Traceback" in page  # the technical page, frames and all
+    else:
+        assert len(mail.outbox) == 1
+        report = mail.outbox[0].body + "".join(str(alt[0]) for alt in mail.outbox[0].alternatives)
+        assert "Traceback" in report
+        assert "could not be built" in report or "audit store unavailable" in report
+        assert_no_canary(report)
+    assert_no_canary(page)
+    assert_no_canary(*(record.getMessage() for record in caplog.records))
+    assert_no_canary(*(str(record.exc_info[1]) for record in caplog.records if record.exc_info))
+
+
+def test_a_full_create_read_resolve_cycle_logs_no_value_even_at_debug(alice, running_workflow, everything_logged):
+    api = JsonClient()
+    api.login("alice")
+    assert api.post("/api/v1/workspaces/team/secrets/", {"key": "SECOND", "value": CANARY + "-2"}).status_code == 201
+    read = running_workflow.get("/api/v1/runner/secrets/API_KEY/")
+    assert read.json()["value"] == CANARY  # the one place a value is answered
+    resolved = running_workflow.post("/api/v1/runner/resolve/", {"t": "${workflow.secrets.API_KEY}"})
+    assert resolved.json()["document"] == {"t": CANARY}
+    assert_no_canary(*(record.getMessage() for record in everything_logged.records))
+    assert sum("SELECT" in record.getMessage() for record in everything_logged.records) > 5, "SQL was not logged"
+
+
+def test_a_refused_value_is_not_echoed_in_validation_errors(alice):
+    api = JsonClient()
+    api.login("alice")
+    too_big = "x" * 65_536 + CANARY
+    refusals = [
+        (too_big, 413, "value_too_large"),
+        (CANARY + "\x00", 400, "invalid_input"),
+        (CANARY + "\ud800", 400, "invalid_input"),
+    ]
+    for value, status, code in refusals:
+        response = api.post("/api/v1/workspaces/alice/secrets/", raw=json.dumps({"key": "K", "value": value}))
+        assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+        assert_no_canary(response.content.decode())
