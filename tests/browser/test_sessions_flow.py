@@ -1,7 +1,5 @@
 """Account Settings → Sessions in a real browser: two browsers and a run, one revoked from the other."""
 
-import os
-
 import pytest
 from playwright.sync_api import expect
 
@@ -10,8 +8,6 @@ from tests.browser.test_secrets_flow import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCREENSHOTS = os.environ.get("SCREENSHOT_DIR", "")
-
 
 def test_a_session_revoked_in_one_browser_is_signed_out_in_the_other(chromium, live_server, alice, team):
     services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
@@ -19,19 +15,25 @@ def test_a_session_revoked_in_one_browser_is_signed_out_in_the_other(chromium, l
         actor=alice, workspace=team, name="nightly", definition={"t": "${workflow.secrets.API_KEY}"}
     )
     services.launch_execution(actor=alice, workspace=team, workflow=workflow)
-    laptop = chromium.new_context(base_url=live_server.url).new_page()
-    phone = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}).new_page()
+    contexts = [
+        chromium.new_context(base_url=live_server.url),
+        chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}),
+    ]
+    try:
+        revoke_one_browser_from_the_other(live_server, *(context.new_page() for context in contexts))
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def revoke_one_browser_from_the_other(live_server, laptop, phone) -> None:
     sign_in(laptop, "alice")
     sign_in(phone, "alice")
     phone.goto("/settings/account/")
     expect(phone.locator("table.sessions tbody tr")).to_have_count(3)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # the table fits a phone
-    if SCREENSHOTS:
-        phone.screenshot(path=f"{SCREENSHOTS}/sessions-phone.png", full_page=True)
 
     laptop.goto("/settings/account/")
-    if SCREENSHOTS:
-        laptop.screenshot(path=f"{SCREENSHOTS}/sessions.png", full_page=True)
     sessions = laptop.locator("table.sessions tbody tr")
     expect(sessions).to_have_count(3)
     current = laptop.locator("table.sessions tr[aria-current]")
