@@ -288,10 +288,20 @@ def execution_by_runner_session(session_key: str) -> Execution | None:
 # Sessions
 
 
+def _store_sessions_alive() -> QuerySet[Session]:
+    """The store's unexpired session under a UserSession row's key (for Exists or Subquery)."""
+    return Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=timezone.now())
+
+
+def session_gone() -> Q:
+    """Filter on UserSession: rows whose session is no longer in the store, or has expired."""
+    return ~Q(Exists(_store_sessions_alive()))
+
+
 def _session_rows(user: Any, current_session_key: str | None) -> QuerySet[UserSession]:
     """The user's registered sessions whose session is still in the store and unexpired, newest
     first, each with its expiry, its stored data (to check it still signs in) and `is_current`."""
-    live = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=timezone.now())
+    live = _store_sessions_alive()
     return (
         UserSession.objects.filter(permissions.own_sessions_filter(user))
         .annotate(

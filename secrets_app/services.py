@@ -12,10 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, password_validation
 from django.contrib.auth.models import Group
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django.utils.text import slugify
@@ -176,18 +175,12 @@ def change_password(
 # step with the session store)
 
 
-def _sessions_gone_filter() -> Q:
-    """Registry rows whose session is no longer in the store, or has expired."""
-    live = Session.objects.filter(session_key=OuterRef("session_key"), expire_date__gt=timezone.now())
-    return ~Q(Exists(live))
-
-
 def register_session(
     *, user: Any, session_key: str, kind: str, ip_address: str | None = None, user_agent: str = ""
 ) -> UserSession:
     """Record a session that has just signed in, and forget the user's rows whose session is gone."""
     with transaction.atomic():
-        UserSession.objects.filter(_sessions_gone_filter(), user=user).delete()
+        UserSession.objects.filter(selectors.session_gone(), user=user).delete()
         user_session, _ = UserSession.objects.update_or_create(
             session_key=session_key,
             defaults={

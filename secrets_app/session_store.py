@@ -9,7 +9,9 @@ registry follows the store here, in one place, on every app server.
 from __future__ import annotations
 
 from django.contrib.sessions.backends import cached_db
-from django.db.models import Exists, OuterRef
+
+from .models import UserSession
+from .selectors import session_gone
 
 
 class SessionStore(cached_db.SessionStore):
@@ -19,8 +21,6 @@ class SessionStore(cached_db.SessionStore):
         Django's own `cycle_key` (the same four steps) deletes the old key before anyone could
         move the row; here the row is moved first.
         """
-        from .models import UserSession
-
         data = self._session
         previous = self.session_key
         self.create()
@@ -30,8 +30,6 @@ class SessionStore(cached_db.SessionStore):
             self.delete(previous)
 
     def delete(self, session_key: str | None = None) -> None:
-        from .models import UserSession
-
         ending = self.session_key if session_key is None else session_key
         super().delete(session_key)
         if ending:
@@ -40,8 +38,5 @@ class SessionStore(cached_db.SessionStore):
     @classmethod
     def clear_expired(cls) -> None:
         """`manage.py clearsessions`: expired sessions, and the registry rows left without one."""
-        from .models import UserSession
-
         super().clear_expired()
-        sessions = cls.get_model_class().objects
-        UserSession.objects.filter(~Exists(sessions.filter(session_key=OuterRef("session_key")))).delete()
+        UserSession.objects.filter(session_gone()).delete()
