@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "secrets_app.middleware.RunnerSessionScopeMiddleware",
+    "secrets_app.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -129,8 +130,9 @@ if not DEBUG and CACHES["default"]["BACKEND"].endswith(("LocMemCache", "DummyCac
     )
 
 # Sessions live in the cache with the database behind them, so any app server can read
-# them and a deleted session is gone for every server at once.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# them and a deleted session is gone for every server at once. The engine is Django's
+# `cached_db`, keeping the registry of signed-in sessions (Account Settings → Sessions) in step.
+SESSION_ENGINE = "secrets_app.session_store"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -218,6 +218,62 @@ def session(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user": user_json(user), "csrf_token": get_token(request)})
 
 
+# Your sessions
+
+
+def session_json(user_session: Any) -> dict[str, Any]:
+    """One of your sessions. Never its session key: sessions are named by `id`."""
+    execution = user_session.execution
+    return {
+        "id": str(user_session.pk),
+        "kind": user_session.kind,
+        "current": user_session.is_current,
+        "created_at": user_session.created_at.isoformat(),
+        "last_seen_at": user_session.last_seen_at.isoformat() if user_session.last_seen_at else None,
+        "expires_at": user_session.expires_at.isoformat(),
+        "ip_address": user_session.ip_address,
+        "user_agent": user_session.user_agent,
+        "device": user_session.device,
+        "execution": {
+            "id": str(execution.id),
+            "workflow": execution.workflow_reference,
+            "workspace": execution.workspace.slug,
+            "status": execution.display_status,
+        }
+        if execution
+        else None,
+    }
+
+
+@endpoint(["GET"])
+def user_sessions(request: HttpRequest) -> HttpResponse:
+    """Your live sessions (browser, API, runner), newest first; `current` marks this one."""
+    found = selectors.sessions_of(request.user, current_session_key=request.session.session_key)
+    return JsonResponse({"sessions": [session_json(s) for s in found]})
+
+
+@endpoint(["GET", "DELETE"])
+def user_session(request: HttpRequest, session_id: str) -> HttpResponse:
+    """GET: one of your sessions. DELETE: end it at once (a runner session's execution finishes;
+    ending the current session signs you out)."""
+    found = selectors.session_for(request.user, session_id, current_session_key=request.session.session_key)
+    if request.method == "GET":
+        return JsonResponse(session_json(found))
+    services.revoke_session(actor=request.user, user_session=found, ip_address=client_ip(request))
+    if found.is_current:
+        logout(request)
+    return HttpResponse(status=204)
+
+
+@endpoint(["POST"])
+def user_sessions_revoke_others(request: HttpRequest) -> HttpResponse:
+    """Sign out everywhere else: every session of yours but this one ends."""
+    ended = services.revoke_other_sessions(
+        actor=request.user, current_session_key=request.session.session_key, ip_address=client_ip(request)
+    )
+    return JsonResponse({"ended": ended})
+
+
 # Workspaces
 
 

@@ -73,6 +73,11 @@ class UserNotFound(NotFound):
     default_message = "No such user."
 
 
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+    default_message = "No such session of yours, or it has already ended."
+
+
 class AccessDenied(ConsoleError):
     code = "permission_denied"
     default_message = "You do not have permission to do that in this workspace."

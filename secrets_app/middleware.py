@@ -1,12 +1,13 @@
 """Response policies that apply to every page and API answer."""
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
 
-from . import permissions, selectors
+from . import permissions, selectors, services
 
 
 class NoStoreMiddleware:
@@ -50,3 +51,29 @@ class RunnerSessionScopeMiddleware:
         from .views import runner_session_refused
 
         return runner_session_refused(request)
+
+
+class SessionActivityMiddleware:
+    """Note when each signed-in session was last used (Account Settings → Sessions), without a
+    database write per request: each process writes a session's `last_seen_at` at most once every
+    `INTERVAL_SECONDS`, so the time shown is right to within that interval."""
+
+    INTERVAL_SECONDS = 300
+    # Past this many remembered sessions, start afresh (memory stays bounded; each costs one write).
+    REMEMBERED_MAX = 10_000
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._next_write: dict[str, float] = {}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        # After the view: a sign-in has its new key by now, a sign-out has none.
+        session_key = request.session.session_key
+        now = time.monotonic()
+        if session_key and self._next_write.get(session_key, 0.0) <= now and request.user.is_authenticated:
+            services.record_session_seen(session_key=session_key)
+            if len(self._next_write) >= self.REMEMBERED_MAX:
+                self._next_write.clear()
+            self._next_write[session_key] = now + self.INTERVAL_SECONDS
+        return response

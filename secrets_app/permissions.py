@@ -332,3 +332,18 @@ def can_finish_execution(user: Any, execution: Any) -> bool:
     return _is_signed_in(user) and (
         execution.launched_by_id == user.pk or can(user, Action.MANAGE_EXECUTIONS, execution.workspace)
     )
+
+
+# Sessions: every user sees and ends their own sessions and only those, superusers included
+# (an administrator ends someone's access by deactivating them, in the admin site).
+
+
+def own_sessions_filter(user: Any) -> Q:
+    """Filter on UserSession: the sessions `user` may see and end."""
+    if not _is_signed_in(user):
+        return Q(pk__in=[])
+    return Q(user_id=user.pk)
+
+
+def can_end_session(user: Any, user_session: Any) -> bool:
+    return _is_signed_in(user) and user_session.user_id == user.pk

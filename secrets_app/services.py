@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model, password_validation
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -55,6 +55,7 @@ from .models import (
     Tag,
     TagGroupObjectPermission,
     TagUserObjectPermission,
+    UserSession,
     Workflow,
     WorkflowSecretReference,
     Workspace,
@@ -216,6 +217,114 @@ def update_profile(*, user: Any, first_name: str, last_name: str, email: str) ->
     user.first_name, user.last_name, user.email = first_name, last_name, email
     user.full_clean(exclude=["password", "username"])
     user.save(update_fields=["first_name", "last_name", "email"])
+
+
+@sensitive_variables()
+def change_password(
+    *, user: Any, new_password: str, current_session_key: str | None, ip_address: str | None = None
+) -> None:
+    """Set a new password and end every other session of the user at once: browser, API and
+    runner sessions are deleted from the store, not merely refused on their next use. The caller
+    keeps the current session signed in (`update_session_auth_hash`)."""
+    password_validation.validate_password(new_password, user)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        _revoke_other_sessions(
+            actor=user, current_session_key=current_session_key, reason="password_changed", ip_address=ip_address
+        )
+
+
+# Sessions (the registry behind Account Settings → Sessions; `secrets_app.session_store` keeps it in
+# step with the session store)
+
+
+def register_session(
+    *, user: Any, session_key: str, kind: str, ip_address: str | None = None, user_agent: str = ""
+) -> UserSession:
+    """Record a session that has just signed in, and forget the user's rows whose session is gone."""
+    with transaction.atomic():
+        UserSession.objects.filter(selectors.session_gone(), user=user).delete()
+        user_session, _ = UserSession.objects.update_or_create(
+            session_key=session_key,
+            defaults={
+                "user": user,
+                "kind": kind,
+                "execution": None,
+                "ip_address": ip_address,
+                "user_agent": user_agent[: UserSession.USER_AGENT_MAX_LENGTH],
+            },
+        )
+    return user_session
+
+
+def record_session_seen(*, session_key: str) -> None:
+    """Note that a session was just used (callers throttle this: see SessionActivityMiddleware)."""
+    UserSession.objects.filter(session_key=session_key).update(last_seen_at=timezone.now())
+
+
+def _end_session(*, actor: Any, user_session: UserSession, ip_address: str | None) -> None:
+    """End one session for every app server: a runner session's execution finishes exactly as
+    `finish_execution` finishes it; any other session is deleted from the store."""
+    if user_session.kind == UserSession.Kind.RUNNER:
+        try:
+            finish_execution(actor=actor, execution=user_session.execution, ip_address=ip_address)
+            return
+        except ExecutionNotRunning:
+            pass  # already over; its session may linger only as a row
+    _session_store()(session_key=user_session.session_key).delete()
+
+
+def revoke_session(*, actor: Any, user_session: UserSession, ip_address: str | None = None) -> None:
+    """End one of the actor's own sessions at once (their current one too: that signs them out)."""
+    if not permissions.can_end_session(actor, user_session):
+        raise AccessDenied("You can only end your own sessions.")
+    execution = user_session.execution
+    with transaction.atomic():
+        _end_session(actor=actor, user_session=user_session, ip_address=ip_address)
+        record_event(
+            action=AuditEvent.Action.SESSION_REVOKED,
+            actor=actor,
+            workspace=execution.workspace if execution else None,
+            execution_id=execution.id if execution else None,
+            ip_address=ip_address,
+            detail={"kind": user_session.kind, **({"workflow": execution.workflow_reference} if execution else {})},
+        )
+
+
+def revoke_other_sessions(
+    *, actor: Any, current_session_key: str | None, ip_address: str | None = None
+) -> dict[str, int]:
+    """Sign out everywhere else: end every session of the actor's but the current one. Returns how
+    many of each kind ended."""
+    with transaction.atomic():
+        return _revoke_other_sessions(
+            actor=actor, current_session_key=current_session_key, reason="requested", ip_address=ip_address
+        )
+
+
+def _revoke_other_sessions(
+    *, actor: Any, current_session_key: str | None, reason: str, ip_address: str | None
+) -> dict[str, int]:
+    others = (
+        UserSession.objects.filter(permissions.own_sessions_filter(actor))
+        .exclude(session_key=current_session_key or "")
+        .select_related("execution__workspace")
+    )
+    ended = dict.fromkeys(UserSession.Kind.values, 0)
+    executions = []
+    for user_session in others:
+        _end_session(actor=actor, user_session=user_session, ip_address=ip_address)
+        ended[user_session.kind] += 1
+        if user_session.execution_id:
+            executions.append(str(user_session.execution_id))
+    record_event(
+        action=AuditEvent.Action.OTHER_SESSIONS_REVOKED,
+        actor=actor,
+        ip_address=ip_address,
+        detail={"reason": reason, "ended": ended, "executions": executions},
+    )
+    return ended
 
 
 # Workspaces and members
@@ -857,6 +966,13 @@ def launch_execution(
             session.create()
             execution.runner_session_key = session.session_key
             execution.save(force_insert=True)
+            UserSession.objects.create(
+                session_key=session.session_key,
+                user=actor,
+                kind=UserSession.Kind.RUNNER,
+                execution=execution,
+                ip_address=ip_address,
+            )
             record_event(
                 action=AuditEvent.Action.EXECUTION_LAUNCHED,
                 actor=actor,

@@ -1,12 +1,17 @@
-"""Receivers: every new user gets a personal workspace, whichever path created them."""
+"""Receivers: every new user gets a personal workspace, whichever path created them; every sign-in
+(browser or API) is recorded in the session registry."""
 
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django.http import HttpRequest
 
 from . import services
+from .http import client_ip, is_api_request
+from .models import UserSession
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="secrets_app.personal_workspace")
@@ -15,3 +20,18 @@ def give_new_user_a_personal_workspace(
 ) -> None:
     if created and not raw:
         services.create_personal_workspace(user=instance)
+
+
+@receiver(user_logged_in, dispatch_uid="secrets_app.session_registry")
+def register_signed_in_session(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    # Signing in over an existing session of someone else's empties it and leaves it without a
+    # key until the response; the registry needs the key now.
+    if request.session.session_key is None:
+        request.session.save()
+    services.register_session(
+        user=user,
+        session_key=request.session.session_key,
+        kind=UserSession.Kind.API if is_api_request(request) else UserSession.Kind.BROWSER,
+        ip_address=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+    )

@@ -15,11 +15,9 @@ ui_patterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.sign_up, name="signup"),
     path("settings/account/", views.account_settings, name="account-settings"),
-    path(
-        "settings/account/password/",
-        auth_views.PasswordChangeView.as_view(template_name="account/password_change.html"),
-        name="password_change",
-    ),
+    path("settings/account/sessions/revoke-others/", views.sessions_revoke_others, name="sessions-revoke-others"),
+    path("settings/account/sessions/<str:session_id>/revoke/", views.session_revoke, name="session-revoke"),
+    path("settings/account/password/", views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "settings/account/password/done/",
         auth_views.PasswordChangeDoneView.as_view(template_name="account/password_change_done.html"),
@@ -54,6 +52,9 @@ tags_api = "api/v1/workspaces/<slug:slug>/tags"
 
 api_patterns = [
     path("api/v1/session/", api.session, name="api-session"),
+    path("api/v1/sessions/", api.user_sessions, name="api-user-sessions"),
+    path("api/v1/sessions/revoke-others/", api.user_sessions_revoke_others, name="api-user-sessions-revoke-others"),
+    path("api/v1/sessions/<str:session_id>/", api.user_session, name="api-user-session"),
     path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
     path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
     path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/", api.secret, name="api-secret"),

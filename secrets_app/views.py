@@ -12,7 +12,8 @@ from urllib.parse import urlencode
 from django import forms as django_forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import InterfaceError, OperationalError
@@ -124,12 +125,63 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_settings(request: HttpRequest) -> HttpResponse:
+    """The profile form, and the user's sessions."""
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
         services.update_profile(user=request.user, **form.cleaned_data)
         messages.success(request, "Profile saved.")
         return redirect("account-settings")
-    return render(request, "account/profile.html", {"form": form, "section": "profile"})
+    sessions = selectors.sessions_of(request.user, current_session_key=request.session.session_key)
+    return render(request, "account/profile.html", {"form": form, "section": "profile", "sessions": sessions})
+
+
+@console_view
+@require_POST
+def session_revoke(request: HttpRequest, session_id: str) -> HttpResponse:
+    """End one of your sessions; ending the current one signs you out."""
+    found = selectors.session_for(request.user, session_id, current_session_key=request.session.session_key)
+    services.revoke_session(actor=request.user, user_session=found, ip_address=client_ip(request))
+    if found.is_current:
+        logout(request)
+        messages.success(request, "This session has ended: you are signed out.")
+        return redirect("login")
+    if found.execution:
+        messages.success(
+            request, f"Runner session of {found.execution.workflow_reference} ended; its execution is finished."
+        )
+    else:
+        messages.success(request, f"{found.get_kind_display()} session ({found.device}) ended: it is signed out.")
+    return redirect("account-settings")
+
+
+@console_view
+@require_POST
+def sessions_revoke_others(request: HttpRequest) -> HttpResponse:
+    """Sign out everywhere else: every session but this one ends."""
+    ended = services.revoke_other_sessions(
+        actor=request.user, current_session_key=request.session.session_key, ip_address=client_ip(request)
+    )
+    count = sum(ended.values())
+    messages.success(request, f"Signed out everywhere else: {count} other session{'' if count == 1 else 's'} ended.")
+    return redirect("account-settings")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, through `services.change_password`: every other session of the
+    user's ends at once; this one stays signed in."""
+
+    template_name = "account/password_change.html"
+
+    @sensitive_variables()
+    def form_valid(self, form: django_forms.Form) -> HttpResponse:
+        services.change_password(
+            user=form.user,
+            new_password=form.cleaned_data["new_password1"],
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+        )
+        update_session_auth_hash(self.request, form.user)
+        return redirect(self.get_success_url())
 
 
 # Developer Settings
