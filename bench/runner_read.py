@@ -127,6 +127,7 @@ def fresh_environment(database_url: str, cache_url: str) -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "SECRETS_ENCRYPTION_KEYS": ring,
         "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
+        "SECRETS_FINGERPRINT_KEY": secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
         "SECURE_SSL_REDIRECT": "false",
         "SESSION_COOKIE_SECURE": "false",

@@ -23,6 +23,7 @@ GENERATED_VARIABLES = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(50),
     "SECRETS_ENCRYPTION_KEYS": _encryption_key_ring,
     "AUDIT_HMAC_KEY": lambda: secrets.token_urlsafe(48),
+    "SECRETS_FINGERPRINT_KEY": lambda: secrets.token_urlsafe(48),
 }
 
 

@@ -30,6 +30,10 @@ SECRETS_ENCRYPTION_ACTIVE_KEY = env.str("SECRETS_ENCRYPTION_ACTIVE_KEY", default
 AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY")
 if len(AUDIT_HMAC_KEY) < 32:
     raise ImproperlyConfigured("AUDIT_HMAC_KEY must be at least 32 characters long")
+# Key of the values' fingerprints (at least 32 characters); see secrets_app.crypto.value_fingerprint.
+SECRETS_FINGERPRINT_KEY = env.str("SECRETS_FINGERPRINT_KEY")
+if len(SECRETS_FINGERPRINT_KEY) < 32:
+    raise ImproperlyConfigured("SECRETS_FINGERPRINT_KEY must be at least 32 characters long")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:

@@ -192,6 +192,7 @@ def secret_json(secret: Secret) -> dict[str, Any]:
         "created_at": secret.created_at.isoformat(),
         "last_read_at": secret.last_read_at.isoformat() if secret.last_read_at else None,
         "last_read_by_workflow": secret.last_read_by or None,
+        "same_value_as": secret.same_value_as,
     }
 
 
@@ -312,7 +313,9 @@ def secrets(request: HttpRequest, slug: str) -> HttpResponse:
                 "count": page.paginator.count,
                 "page": page.number,
                 "pages": page.paginator.num_pages,
-                "secrets": [secret_json(s) for s in page.object_list],
+                "secrets": [
+                    secret_json(s) for s in selectors.with_same_value_keys(request.user, workspace, page.object_list)
+                ],
             }
         )
     data = read_json(request, required=["key", "value"], optional=["tags"])
@@ -325,7 +328,26 @@ def secrets(request: HttpRequest, slug: str) -> HttpResponse:
         tags=_string_list_field(data, "tags"),
         ip_address=client_ip(request),
     )
-    return JsonResponse(secret_json(selectors.secret_for(request.user, workspace, secret.key)), status=201)
+    return JsonResponse(secret_json(_secret_for(request.user, workspace, secret.key)), status=201)
+
+
+def _secret_for(user: Any, workspace: Any, key: str) -> Secret:
+    """A secret as the API shows it, with the keys that hold the same value."""
+    return selectors.with_same_value_keys(user, workspace, [selectors.secret_for(user, workspace, key)])[0]
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@endpoint(["POST"])
+def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST {"value": ...}: the keys of this workspace's secrets holding that value (owners and
+    admins; audited). Answers key names only."""
+    workspace = selectors.workspace_for(request.user, slug)
+    data = read_json(request, required=["value"])
+    keys = services.find_secrets_by_value(
+        actor=request.user, workspace=workspace, value=_string_field(data, "value"), ip_address=client_ip(request)
+    )
+    return JsonResponse({"workspace": workspace.slug, "keys": keys})
 
 
 @endpoint(["GET", "DELETE", "PUT", "PATCH"])
@@ -338,6 +360,7 @@ def secret(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     workspace = selectors.workspace_for(request.user, slug)
     found = selectors.secret_for(request.user, workspace, key)
     if request.method == "GET":
+        (found,) = selectors.with_same_value_keys(request.user, workspace, [found])
         return JsonResponse(secret_json(found))
     services.delete_secret(actor=request.user, secret=found, ip_address=client_ip(request))
     return HttpResponse(status=204)
@@ -352,7 +375,7 @@ def secret_tags(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     services.tag_secret(
         actor=request.user, secret=found, tag_names=_string_list_field(data, "tags"), ip_address=client_ip(request)
     )
-    return JsonResponse(secret_json(selectors.secret_for(request.user, workspace, key)))
+    return JsonResponse(secret_json(_secret_for(request.user, workspace, key)))
 
 
 @endpoint(["DELETE"])

@@ -38,6 +38,7 @@ KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 KEYS_VARIABLE = "SECRETS_ENCRYPTION_KEYS"
 ACTIVE_KEY_VARIABLE = "SECRETS_ENCRYPTION_ACTIVE_KEY"
 AUDIT_KEY_VARIABLE = "AUDIT_HMAC_KEY"
+FINGERPRINT_KEY_VARIABLE = "SECRETS_FINGERPRINT_KEY"
 
 
 class DecryptionFailed(Exception):
@@ -105,12 +106,31 @@ def _audit_key() -> bytes:
     return settings.AUDIT_HMAC_KEY.encode("utf-8")
 
 
+@functools.cache
+def _fingerprint_key() -> bytes:
+    return settings.SECRETS_FINGERPRINT_KEY.encode("utf-8")
+
+
 @receiver(setting_changed)
 def _forget_keys(*, setting: str, **kwargs: object) -> None:
     if setting in (KEYS_VARIABLE, ACTIVE_KEY_VARIABLE):
         key_ring.cache_clear()
     if setting == AUDIT_KEY_VARIABLE:
         _audit_key.cache_clear()
+    if setting == FINGERPRINT_KEY_VARIABLE:
+        _fingerprint_key.cache_clear()
+
+
+def value_fingerprint(plaintext: str, *, workspace_id: int) -> str:
+    """A keyed hash (HMAC-SHA256, hex) of a value, for "does this workspace hold this value?".
+
+    Keyed by SECRETS_FINGERPRINT_KEY (never the encryption key ring): without that key a stolen
+    database cannot test guesses against fingerprints, as it could against a bare hash. The
+    workspace is part of the input, so the same value in two workspaces has two unrelated
+    fingerprints: they cannot be compared across workspaces, even by reading the table.
+    """
+    message = f"value-fingerprint\n{workspace_id}\n".encode() + plaintext.encode("utf-8")
+    return hmac.new(_fingerprint_key(), message, hashlib.sha256).hexdigest()
 
 
 def audit_mac(previous_mac: str, content: bytes) -> str:

@@ -27,14 +27,29 @@ class EncryptedTextField(models.BinaryField):
     """Text sealed with AES-256-GCM, bound to its row through `instance.associated_data()`.
 
     Assign plaintext (a str); `pre_save` seals it and the instance then holds only the
-    `SealedValue`. Reading the attribute gives the ciphertext, never the value: decrypting is
+    `SealedValue` (and, with `fingerprint_field`, the model's `value_fingerprint(plaintext)` in
+    that field). Reading the attribute gives the ciphertext, never the value: decrypting is
     an explicit call on the model (`Secret.reveal_value`), so forms, the admin, serializers
     and templates can only ever see ciphertext. The model must define `associated_data()`.
     """
 
+    def __init__(self, *args: Any, fingerprint_field: str = "", **kwargs: Any) -> None:
+        self.fingerprint_field = fingerprint_field
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        if self.fingerprint_field:
+            kwargs["fingerprint_field"] = self.fingerprint_field
+        return name, path, args, kwargs
+
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         stored = model_instance.__dict__.get(self.attname)
         if isinstance(stored, str):
+            if self.fingerprint_field:
+                # The last moment the plaintext exists on the instance.
+                fingerprint = model_instance.value_fingerprint(stored)
+                model_instance.__dict__[self.fingerprint_field] = fingerprint
             stored = SealedValue(crypto.seal(stored, model_instance.associated_data()))
             model_instance.__dict__[self.attname] = stored
         return stored
@@ -89,3 +104,23 @@ class SealingKeyIdField(models.CharField):
         key_id = crypto.sealed_key_id(sealed)
         setattr(model_instance, self.attname, key_id)
         return key_id
+
+
+class SealedValueFingerprintField(models.CharField):
+    """The keyed fingerprint of `sealed_field`'s plaintext, set as that field seals it."""
+
+    def __init__(self, *args: Any, sealed_field: str = "value", **kwargs: Any) -> None:
+        self.sealed_field = sealed_field
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["sealed_field"] = self.sealed_field
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        # Whichever field is saved first, sealing happens once and sets the fingerprint.
+        model_instance._meta.get_field(self.sealed_field).pre_save(model_instance, add)
+        return getattr(model_instance, self.attname)

@@ -37,6 +37,14 @@ class ProfileForm(forms.ModelForm):
         fields = ("first_name", "last_name", "email")
 
 
+class ValueLookupForm(forms.Form):
+    value = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Compared by fingerprint with the values in this workspace only; the search is audited.",
+    )
+
+
 class SecretCreateForm(forms.Form):
     key = forms.CharField(
         max_length=SECRET_KEY_MAX_LENGTH,

@@ -16,7 +16,7 @@ from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from . import crypto
 from .errors import SecretImmutable
-from .fields import EncryptedTextField, SealedValue, SealingKeyIdField
+from .fields import EncryptedTextField, SealedValue, SealedValueFingerprintField, SealingKeyIdField
 from .validators import (
     SECRET_KEY_MAX_LENGTH,
     TAG_MAX_LENGTH,
@@ -123,7 +123,7 @@ class TagGroupObjectPermission(GroupObjectPermissionBase):
         pass
 
 
-IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value", "key_id"})
+IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value", "key_id", "fingerprint"})
 
 
 class SecretQuerySet(models.QuerySet):
@@ -156,8 +156,11 @@ class Secret(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="secrets")
     key = models.CharField(max_length=SECRET_KEY_MAX_LENGTH, validators=[validate_secret_key])
-    value = EncryptedTextField()
+    value = EncryptedTextField(fingerprint_field="fingerprint")
     key_id = SealingKeyIdField(sealed_field="value", help_text="Id of the encryption key the value is sealed with.")
+    # Never shown, never compared across workspaces (see crypto.value_fingerprint); empty for a
+    # value that could not be opened when fingerprints were introduced.
+    fingerprint = SealedValueFingerprintField(sealed_field="value")
     tags = models.ManyToManyField(Tag, through="SecretTag", related_name="secrets", blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -169,7 +172,10 @@ class Secret(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [models.UniqueConstraint(fields=["workspace", "key"], name="secret_key_unique_per_workspace")]
-        indexes = [models.Index(fields=["key_id", "id"], name="secret_sealing_key")]
+        indexes = [
+            models.Index(fields=["key_id", "id"], name="secret_sealing_key"),
+            models.Index(fields=["workspace", "fingerprint"], name="secret_value_fingerprint"),
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -195,6 +201,9 @@ class Secret(models.Model):
     def reveal_value(self) -> str:
         """Decrypt the value. Only the runner read path calls this; people never see values."""
         return crypto.unseal(self.value, self.associated_data())
+
+    def value_fingerprint(self, plaintext: str) -> str:
+        return crypto.value_fingerprint(plaintext, workspace_id=self.workspace_id)
 
     def associated_data(self) -> bytes:
         """What the sealed value is bound to: this workspace, this secret id, this key."""
@@ -416,6 +425,7 @@ class AuditEvent(models.Model):
         EXECUTION_FINISHED = "execution.finished", "Execution finished"
         ENCRYPTION_KEY_ROTATED = "encryption.rotated", "Values re-encrypted under the active key"
         AUDIT_EXPORTED = "audit.exported", "Audit log exported"
+        VALUE_LOOKED_UP = "secret.value_looked_up", "Workspace searched for a value"
         SESSION_REVOKED = "session.revoked", "Session revoked"
         OTHER_SESSIONS_REVOKED = "session.others_revoked", "Signed out everywhere else"
 

@@ -35,6 +35,7 @@ class Action(enum.StrEnum):
     MANAGE_MEMBERS = "manage_members"
     MANAGE_GRANTS = "manage_grants"
     VIEW_AUDIT = "view_audit"
+    FIND_SECRETS_BY_VALUE = "find_secrets_by_value"
     REGISTER_WORKFLOW = "register_workflow"
     LAUNCH_EXECUTION = "launch_execution"
     MANAGE_EXECUTIONS = "manage_executions"
@@ -58,6 +59,7 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.MANAGE_GRANTS,
     Action.VIEW_AUDIT,
     Action.MANAGE_EXECUTIONS,
+    Action.FIND_SECRETS_BY_VALUE,
 }
 
 # The permission matrix (documented in the README): what each role may do in its workspace.

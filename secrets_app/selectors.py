@@ -103,6 +103,29 @@ def secrets_visible_to(user: Any, workspace: Workspace, *, tag: str = "", search
     )
 
 
+def with_same_value_keys(user: Any, workspace: Workspace, secrets: Any) -> list[Secret]:
+    """`secrets`, each with `same_value_as`: the keys of the other secrets of the workspace that
+    `user` may see and that hold the same value (by fingerprint). One query for any number."""
+    secrets = list(secrets)
+    fingerprints = {secret.fingerprint for secret in secrets if secret.fingerprint}
+    holders: dict[str, list[tuple[str, Any]]] = {}
+    if fingerprints:
+        rows = (
+            workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace), fingerprint__in=fingerprints)
+            .order_by("key")
+            .values_list("fingerprint", "key", "pk")
+        )
+        for fingerprint, key, pk in rows:
+            holders.setdefault(fingerprint, []).append((key, pk))
+    for secret in secrets:
+        secret.same_value_as = [key for key, pk in holders.get(secret.fingerprint, []) if pk != secret.pk]
+    return secrets
+
+
+def keys_holding_fingerprint(workspace: Workspace, fingerprint: str) -> list[str]:
+    return list(workspace.secrets.filter(fingerprint=fingerprint).order_by("key").values_list("key", flat=True))
+
+
 def secret_for(user: Any, workspace: Workspace, key: str) -> Secret:
     """One secret's metadata, or SecretNotFound whether it is missing or hidden from `user`."""
     secret = secrets_visible_to(user, workspace).filter(key=key).first()

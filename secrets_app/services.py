@@ -656,6 +656,26 @@ def create_secret(
 
 
 @sensitive_variables()
+def find_secrets_by_value(*, actor: Any, workspace: Workspace, value: str, ip_address: str | None = None) -> list[str]:
+    """Keys of the workspace's secrets that hold `value`: "is this stored anywhere here?".
+
+    For the workspace's owners and admins only, compared by fingerprint within this workspace
+    only, and audited with the keys found (never the value), since it answers guesses.
+    """
+    permissions.require(actor, Action.FIND_SECRETS_BY_VALUE, workspace)
+    validate_secret_value(value)
+    keys = selectors.keys_holding_fingerprint(workspace, crypto.value_fingerprint(value, workspace_id=workspace.pk))
+    record_event(
+        action=AuditEvent.Action.VALUE_LOOKED_UP,
+        actor=actor,
+        workspace=workspace,
+        ip_address=ip_address,
+        detail={"matches": keys},
+    )
+    return keys
+
+
+@sensitive_variables()
 def import_secrets(
     *,
     actor: Any,

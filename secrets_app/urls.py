@@ -26,6 +26,7 @@ ui_patterns = [
     path("settings/developer/", views.developer_settings, name="developer-settings"),
     path("settings/workspaces/new/", views.workspace_new, name="workspace-new"),
     path(f"{developer}/secrets/", views.secrets_page, name="secrets"),
+    path(f"{developer}/value-lookup/", views.value_lookup, name="value-lookup"),
     path(f"{developer}/secrets/<str:key>/", views.secret_detail, name="secret-detail"),
     path(f"{developer}/secrets/<str:key>/delete/", views.secret_delete, name="secret-delete"),
     path(f"{developer}/secrets/<str:key>/tags/", views.secret_tags_add, name="secret-tags-add"),
@@ -58,6 +59,7 @@ api_patterns = [
     path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
     path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
     path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/", api.secret, name="api-secret"),
+    path("api/v1/workspaces/<slug:slug>/value-lookup/", api.value_lookup, name="api-value-lookup"),
     path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/tags/", api.secret_tags, name="api-secret-tags"),
     path(
         "api/v1/workspaces/<slug:slug>/secrets/<str:key>/tags/<str:tag>/",

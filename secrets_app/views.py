@@ -38,6 +38,7 @@ from .forms import (
     SecretFilterForm,
     SignUpForm,
     TagAddForm,
+    ValueLookupForm,
     WorkflowRegisterForm,
     WorkspaceCreateForm,
 )
@@ -235,11 +236,13 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         request.user, workspace, tag=active_filters.get("tag", ""), search=active_filters.get("q", "")
     )
     page = selectors.paginate(secrets, request.GET.get("page"))
+    page.object_list = selectors.with_same_value_keys(request.user, workspace, page.object_list)
     context = _developer_context(
         request,
         workspace,
         "secrets",
         form=form,
+        lookup_form=ValueLookupForm(),
         page=page,
         filters=filters,
         filter_query=urlencode(active_filters),
@@ -261,7 +264,30 @@ def secret_detail(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 def _secret_detail_context(request: HttpRequest, workspace: Any, secret: Any, tag_form: TagAddForm) -> dict[str, Any]:
     sees_everyone = permissions.can(request.user, Action.VIEW_SECRETS, workspace)
     access = selectors.effective_access(secret) if sees_everyone else None
+    (secret,) = selectors.with_same_value_keys(request.user, workspace, [secret])
     return _developer_context(request, workspace, "secrets", secret=secret, tag_form=tag_form, access=access)
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@console_view
+@require_http_methods(["GET", "POST"])
+def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
+    """"Is this value stored anywhere in this workspace?" for its owners and admins."""
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.FIND_SECRETS_BY_VALUE, workspace)
+    form = ValueLookupForm(request.POST or None)
+    found = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            found = services.find_secrets_by_value(
+                actor=request.user, workspace=workspace, value=form.cleaned_data["value"], ip_address=client_ip(request)
+            )
+        except ValidationError as error:
+            show_errors(form, error)
+    form = ValueLookupForm() if found is not None else form  # the value is never sent back
+    context = _developer_context(request, workspace, "secrets", lookup_form=form, found=found)
+    return render(request, "developer/value_lookup.html", context)
 
 
 @console_view

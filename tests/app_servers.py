@@ -61,6 +61,7 @@ def production_env(*, database_url: str, cache_url: str, workers: int) -> dict[s
         "SECRET_KEY": secrets.token_urlsafe(50),
         "SECRETS_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
         "AUDIT_HMAC_KEY": secrets.token_urlsafe(48),
+        "SECRETS_FINGERPRINT_KEY": secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
         "SESSION_COOKIE_SECURE": "false",

@@ -122,6 +122,7 @@ def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
         "created_at",
         "last_read_at",
         "last_read_by_workflow",
+        "same_value_as",
     }
     assert body["secrets"][0]["tags"] == ["env:prod"] and body["secrets"][0]["created_by"] == "alice"
     assert body["count"] == 3 and body["page"] == 1 and body["pages"] == 1

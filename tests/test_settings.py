@@ -14,6 +14,7 @@ from console import generate_env
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_RING = "k1:" + base64.b64encode(b"k" * 32).decode()
 AUDIT_KEY = "a" * 40
+FINGERPRINT_KEY = "f" * 40
 
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -24,10 +25,18 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-BASE = {"SECRET_KEY": "x" * 50, "SECRETS_ENCRYPTION_KEYS": GOOD_RING, "AUDIT_HMAC_KEY": AUDIT_KEY, "DEBUG": "true"}
+BASE = {
+    "SECRET_KEY": "x" * 50,
+    "SECRETS_ENCRYPTION_KEYS": GOOD_RING,
+    "AUDIT_HMAC_KEY": AUDIT_KEY,
+    "SECRETS_FINGERPRINT_KEY": FINGERPRINT_KEY,
+    "DEBUG": "true",
+}
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY"]
+)
 def test_startup_fails_naming_a_missing_key(missing):
     env = {name: value for name, value in BASE.items() if name != missing}
     result = run_manage("check", **env)
@@ -41,10 +50,11 @@ def test_startup_fails_naming_a_malformed_key_ring():
     assert "SECRETS_ENCRYPTION_KEYS: key 'k1' must be the base64 of exactly 32 bytes" in result.stderr
 
 
-def test_startup_fails_on_a_short_audit_key():
-    result = run_manage("check", **{**BASE, "AUDIT_HMAC_KEY": "too-short"})
+@pytest.mark.parametrize("variable", ["AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY"])
+def test_startup_fails_on_a_short_hmac_key(variable):
+    result = run_manage("check", **{**BASE, variable: "too-short"})
     assert result.returncode != 0
-    assert "AUDIT_HMAC_KEY must be at least 32 characters long" in result.stderr
+    assert f"{variable} must be at least 32 characters long" in result.stderr
 
 
 def test_production_mode_requires_allowed_hosts():
@@ -57,6 +67,7 @@ PRODUCTION = {
     "SECRET_KEY": "Yq3-" + "f8Kd_2pLz" * 6,
     "SECRETS_ENCRYPTION_KEYS": GOOD_RING,
     "AUDIT_HMAC_KEY": AUDIT_KEY,
+    "SECRETS_FINGERPRINT_KEY": FINGERPRINT_KEY,
     "DEBUG": "false",
     "ALLOWED_HOSTS": "secrets.example.com",
     "CSRF_TRUSTED_ORIGINS": "https://secrets.example.com",
@@ -66,7 +77,8 @@ PRODUCTION = {
 
 
 @pytest.mark.parametrize(
-    "missing", ["DATABASE_URL", "CACHE_URL", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY"]
+    "missing",
+    ["DATABASE_URL", "CACHE_URL", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY"],
 )
 def test_production_startup_fails_naming_each_missing_variable(missing):
     env = {name: value for name, value in PRODUCTION.items() if name != missing}
@@ -146,7 +158,7 @@ def test_whitenoise_serves_hashed_static_files_with_debug_off(tmp_path):
 def test_generated_env_file_has_fresh_keys_and_is_private(tmp_path):
     target = tmp_path / ".env"
     added = generate_env.ensure_env_file(target)
-    assert added == ["DEBUG", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY"]
+    assert added == ["DEBUG", "SECRET_KEY", "SECRETS_ENCRYPTION_KEYS", "AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY"]
     text = target.read_text()
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     ring = next(line for line in text.splitlines() if line.startswith("SECRETS_ENCRYPTION_KEYS="))
@@ -157,7 +169,7 @@ def test_generated_env_file_has_fresh_keys_and_is_private(tmp_path):
 def test_generated_env_file_is_never_overwritten_only_completed(tmp_path):
     target = tmp_path / ".env"
     target.write_text("SECRET_KEY=keep-me\nSECRETS_ENCRYPTION_KEYS=k:keep\n")
-    assert generate_env.ensure_env_file(target) == ["DEBUG", "AUDIT_HMAC_KEY"]
+    assert generate_env.ensure_env_file(target) == ["DEBUG", "AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY"]
     assert generate_env.ensure_env_file(target) == []
     text = target.read_text()
     assert "SECRET_KEY=keep-me" in text and "SECRETS_ENCRYPTION_KEYS=k:keep" in text and "DEBUG=true" in text

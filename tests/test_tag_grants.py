@@ -426,4 +426,4 @@ def test_secrets_page_and_list_api_run_a_constant_number_of_queries():
         }
         assert selectors.secrets_visible_to(grantee, selectors.workspace_for(grantee, name)).exists()
     assert counts["small"] == counts["large"], counts
-    assert max(counts["large"].values()) <= 7, counts
+    assert max(counts["large"].values()) <= 8, counts  # 8: the page's "same value as" keys, one query

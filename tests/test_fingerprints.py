@@ -1,0 +1,162 @@
+"""Value fingerprints: "same value as" in the list, and "is this value stored here?" for admins."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+from django.core.management import call_command
+
+from secrets_app import crypto, services
+from secrets_app.models import AuditEvent, Role, Secret
+from tests.conftest import error_of, signed_in_client
+
+pytestmark = pytest.mark.django_db
+
+SHARED = "shared-Value-canary-41d"
+
+
+def secrets_page(client, slug="team"):
+    return client.get(f"/settings/developer/{slug}/secrets/").content.decode()
+
+
+@pytest.fixture
+def twins(alice, team):
+    """Three secrets in team, two of them holding the same value; the same value also elsewhere."""
+    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value=SHARED)
+    services.create_secret(actor=alice, workspace=team, key="PG_PASS", value=SHARED, tags=["team:data"])
+    services.create_secret(actor=alice, workspace=team, key="OTHER", value="different")
+    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value=SHARED)
+    return team
+
+
+def test_a_fingerprint_is_a_keyed_hash_bound_to_its_workspace(alice, twins, settings):
+    db_password = Secret.objects.get(workspace=twins, key="DB_PASSWORD")
+    pg_pass = Secret.objects.get(workspace=twins, key="PG_PASS")
+    mine = Secret.objects.get(key="MINE")
+    assert len(db_password.fingerprint) == 64 and db_password.fingerprint == pg_pass.fingerprint
+    assert mine.fingerprint != db_password.fingerprint  # same value, other workspace: unrelated
+    assert db_password.fingerprint != hashlib.sha256(SHARED.encode()).hexdigest()  # not a bare hash
+    assert db_password.fingerprint == crypto.value_fingerprint(SHARED, workspace_id=twins.pk)
+    settings.SECRETS_FINGERPRINT_KEY = "another key entirely, at least 32 characters"
+    assert crypto.value_fingerprint(SHARED, workspace_id=twins.pk) != db_password.fingerprint
+
+
+def test_the_list_and_the_secret_page_name_the_secrets_with_the_same_value(alice, twins):
+    client = signed_in_client(alice)
+    page = secrets_page(client)
+    assert "same value as PG_PASS" in page and "same value as DB_PASSWORD" in page
+    assert page.count("same value as") == 2  # OTHER holds its own value
+    assert "MINE" not in page  # never compared across workspaces
+    detail = client.get("/settings/developer/team/secrets/DB_PASSWORD/").content.decode()
+    assert "Same value as" in detail and "PG_PASS" in detail
+    assert "Same value as" not in client.get("/settings/developer/team/secrets/OTHER/").content.decode()
+    assert "same value as" not in secrets_page(client, "alice")
+
+
+def test_the_api_names_them_too(alice_api, twins):
+    listed = {s["key"]: s["same_value_as"] for s in alice_api.get("/api/v1/workspaces/team/secrets/").json()["secrets"]}
+    assert listed == {"DB_PASSWORD": ["PG_PASS"], "OTHER": [], "PG_PASS": ["DB_PASSWORD"]}
+    assert alice_api.get("/api/v1/workspaces/team/secrets/PG_PASS/").json()["same_value_as"] == ["DB_PASSWORD"]
+
+
+def test_a_secret_you_cannot_see_is_never_named(alice, bob, twins, add_member):
+    add_member(bob, Role.VIEWER)
+    services.grant_tag_permissions(
+        actor=alice, workspace=twins, tag_name="team:data", permission_names=["view"], username="bob"
+    )
+    page = secrets_page(signed_in_client(bob))
+    assert "PG_PASS" in page and "DB_PASSWORD" not in page and "same value as" not in page
+
+
+def test_fingerprints_are_never_shown(alice, twins, make_user):
+    root = make_user("root", is_staff=True, is_superuser=True)
+    fingerprint = Secret.objects.get(workspace=twins, key="DB_PASSWORD").fingerprint
+    client, admin = signed_in_client(alice), signed_in_client(root)
+    secret_id = Secret.objects.get(workspace=twins, key="DB_PASSWORD").pk
+    bodies = [
+        secrets_page(client),
+        client.get("/settings/developer/team/secrets/DB_PASSWORD/").content.decode(),
+        client.get("/api/v1/workspaces/team/secrets/").content.decode(),
+        client.get("/settings/developer/team/activity.jsonl").getvalue().decode(),
+        admin.get("/admin/secrets_app/secret/").content.decode(),
+        admin.get(f"/admin/secrets_app/secret/{secret_id}/change/").content.decode(),
+    ]
+    for body in bodies:
+        assert fingerprint not in body and fingerprint[:16] not in body
+
+
+def test_an_admin_learns_which_keys_hold_a_pasted_value_and_the_search_is_audited(alice, twins):
+    client = signed_in_client(alice)
+    assert "Is a value stored anywhere in this workspace?" in secrets_page(client)
+    response = client.post("/settings/developer/team/value-lookup/", {"value": SHARED})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Stored as 2 secrets" in page and "DB_PASSWORD" in page and "PG_PASS" in page
+    assert "MINE" not in page and SHARED not in page
+    missing = client.post("/settings/developer/team/value-lookup/", {"value": "never-stored"}).content.decode()
+    assert "Not stored in this workspace" in missing and "never-stored" not in missing
+    events = list(AuditEvent.objects.filter(action=AuditEvent.Action.VALUE_LOOKED_UP).order_by("id"))
+    assert [event.detail for event in events] == [{"matches": ["DB_PASSWORD", "PG_PASS"]}, {"matches": []}]
+    assert all(event.actor_username == "alice" and event.workspace_slug == "team" for event in events)
+    assert not any(SHARED in str(event.detail) for event in events)
+
+
+def test_the_lookup_is_for_owners_and_admins_only(alice, bob, make_user, twins, add_member):
+    carol = make_user("carol")
+    add_member(bob, Role.MEMBER)
+    add_member(carol, Role.ADMIN)
+    assert signed_in_client(carol).post("/settings/developer/team/value-lookup/", {"value": SHARED}).status_code == 200
+    member = signed_in_client(bob)
+    assert member.post("/settings/developer/team/value-lookup/", {"value": SHARED}).status_code == 403
+    assert "Is a value stored anywhere" not in secrets_page(member)
+    stranger = signed_in_client(make_user("dave"))
+    assert stranger.post("/settings/developer/team/value-lookup/", {"value": SHARED}).status_code == 404
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.VALUE_LOOKED_UP).count() == 1
+
+
+def test_the_lookup_api(alice_api, bob_api, bob, twins, add_member):
+    answer = alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": SHARED})
+    assert answer.status_code == 200 and answer.json() == {"workspace": "team", "keys": ["DB_PASSWORD", "PG_PASS"]}
+    assert alice_api.post("/api/v1/workspaces/alice/value-lookup/", {"value": SHARED}).json()["keys"] == ["MINE"]
+    assert error_of(alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": ""}))[0] == 400
+    assert error_of(alice_api.post("/api/v1/workspaces/team/value-lookup/", {}))[0] == 400
+    add_member(bob, Role.MEMBER)
+    assert error_of(bob_api.post("/api/v1/workspaces/team/value-lookup/", {"value": SHARED}))[0] == 403
+    assert SHARED not in answer.content.decode()
+
+
+def test_rotation_keeps_fingerprints_and_they_are_immutable(alice, twins, settings):
+    import base64
+
+    from secrets_app.errors import SecretImmutable
+
+    before = dict(Secret.objects.values_list("key", "fingerprint"))
+    settings.SECRETS_ENCRYPTION_KEYS = (
+        "next:" + base64.b64encode(b"n" * 32).decode() + "," + settings.SECRETS_ENCRYPTION_KEYS
+    )
+    call_command("rotate_encryption_key", stdout=io.StringIO())
+    assert set(Secret.objects.values_list("key_id", flat=True)) == {"next"}
+    assert dict(Secret.objects.values_list("key", "fingerprint")) == before
+    with pytest.raises(SecretImmutable):
+        Secret.objects.update(fingerprint="")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fingerprints_values_stored_before_it(alice, team):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    services.create_secret(actor=alice, workspace=team, key="OLD_ONE", value=SHARED)
+    services.create_secret(actor=alice, workspace=team, key="OLD_TWO", value=SHARED)
+    expected = Secret.objects.get(key="OLD_ONE").fingerprint
+    before, after = [("secrets_app", "0010_audit_action_sessions")], [("secrets_app", "0011_value_fingerprint")]
+    MigrationExecutor(connection).migrate(before)
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    assert set(Secret.objects.filter(key__startswith="OLD_").values_list("fingerprint", flat=True)) == {expected}
