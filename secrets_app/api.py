@@ -366,6 +366,38 @@ def secret(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@sensitive_post_parameters()
+@sensitive_variables()
+@endpoint(["POST"])
+def secrets_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST {"dotenv": "<text>", "tags": [...], "dry_run": bool}: import a .env file, all or nothing.
+    Dry run: 200, each line's status. Otherwise 201 with the keys imported, or 400 / 409 listing
+    every line that stopped it, nothing written."""
+    workspace = selectors.workspace_for(request.user, slug)
+    data = read_json(request, required=["dotenv"], optional=["tags", "dry_run"])
+    text, tags = _string_field(data, "dotenv"), _string_list_field(data, "tags")
+    dry_run = data.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest(
+            400, "invalid_input", "dry_run: must be true or false.", fields={"dry_run": ["Must be true or false."]}
+        )
+    if dry_run:
+        plan = services.plan_dotenv_import(actor=request.user, workspace=workspace, text=text, tags=tags)
+        return JsonResponse({"entries": [line.as_json() for line in plan.lines], "importable": plan.importable})
+    imported = services.import_dotenv(
+        actor=request.user, workspace=workspace, text=text, tags=tags, ip_address=client_ip(request)
+    )
+    return JsonResponse({"imported": [secret.key for secret in imported]}, status=201)
+
+
+def secrets_import_or_secret(request: HttpRequest, slug: str) -> HttpResponse:
+    """`secrets/import/` is also the address of a secret whose key is "import": POST imports, and
+    every other method is that secret's."""
+    if request.method == "POST":
+        return secrets_import(request, slug)
+    return secret(request, slug, "import")
+
+
 @endpoint(["POST"])
 def secret_tags(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """POST {"tags": [...]}: attach tags to a secret."""

@@ -111,9 +111,13 @@ def substitute(document: Any, values: Mapping[str, str]) -> Any:
 class ClientError(Exception):
     """The console refused or could not answer; `code` is its error code."""
 
-    def __init__(self, message: str, code: str = "error", status: int | None = None) -> None:
+    def __init__(
+        self, message: str, code: str = "error", status: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code, self.status = code, status
+        # The error's other fields, such as `fields` or an import's refused `entries`.
+        self.details = details or {}
 
 
 class NotConfigured(ClientError):
@@ -158,10 +162,11 @@ def _error_from(status: int, body: bytes) -> ClientError:
     try:
         error = json.loads(body)["error"]
         code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        code, message = "error", f"The console answered HTTP {status}."
+        details = {name: value for name, value in error.items() if name not in ("code", "message")}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        code, message, details = "error", f"The console answered HTTP {status}.", {}
     error_type = _ERRORS_BY_CODE.get(code) or (ServerError if status >= 500 else ClientError)
-    return error_type(message, code=code, status=status)
+    return error_type(message, code=code, status=status, details=details)
 
 
 # Configuration
@@ -271,6 +276,16 @@ class ConsoleClient:
         """Add a secret to `workspace`; answers its metadata (never the value)."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/"
         return self._request("POST", path, {"key": key, "value": value, "tags": tags or []}, unsafe=True)
+
+    def import_dotenv(
+        self, workspace: str, text: str, tags: list[str] | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Import a .env file's secrets into `workspace`, all or nothing: `{"imported": [keys]}`. With
+        `dry_run`, nothing is written: `{"entries": [{"line", "key", "status", ...}], "importable"}`.
+        A refusal raises ClientError (`invalid_input` or `secret_exists`) whose `details["entries"]`
+        lists each line that stopped the import."""
+        path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/import/"
+        return self._request("POST", path, {"dotenv": text, "tags": tags or [], "dry_run": dry_run}, unsafe=True)
 
     def list_secrets(self, workspace: str, page: int = 1) -> dict[str, Any]:
         """One page (50) of the metadata of the secrets you may see in `workspace`."""

@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -211,3 +212,50 @@ def reseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None
     if unseal(resealed, associated_data, ring=ring) != plaintext:
         raise DecryptionFailed()
     return resealed
+
+
+# Sealed tokens: a plaintext that makes a round trip through a browser and comes back unread
+
+
+class TokenExpired(Exception):
+    """A sealed token opened, but it is older than its caller accepts."""
+
+
+TOKEN_CLOCK_SKEW_SECONDS = 60
+_TOKEN_FORMAT = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]+={0,2})")
+
+
+def _token_associated_data(issued_at: int, associated_data: bytes) -> bytes:
+    return json.dumps(["token", issued_at], separators=(",", ":")).encode() + b"\n" + associated_data
+
+
+def seal_token(plaintext: str, associated_data: bytes, *, now: float | None = None) -> str:
+    """`plaintext` sealed under the active key, bound to `associated_data` and to the time of
+    sealing, as URL-safe text: `<unix time>.<base64 of the sealed bytes>`."""
+    issued_at = int(time.time() if now is None else now)
+    sealed = seal(plaintext, _token_associated_data(issued_at, associated_data))
+    return f"{issued_at}.{base64.urlsafe_b64encode(sealed).decode('ascii')}"
+
+
+def unseal_token(token: str, associated_data: bytes, *, max_age_seconds: int, now: float | None = None) -> str:
+    """The plaintext of a `seal_token` token bound to the same associated data. DecryptionFailed if
+    it was altered or bound to anything else (its time included); TokenExpired if it is older than
+    `max_age_seconds` (or from the future)."""
+    match = _TOKEN_FORMAT.fullmatch(token)
+    if match is None:
+        raise DecryptionFailed()
+    issued_at = int(match[1])
+    try:
+        sealed = base64.urlsafe_b64decode(match[2])
+    except (binascii.Error, ValueError):
+        raise DecryptionFailed() from None
+    plaintext = unseal(sealed, _token_associated_data(issued_at, associated_data))
+    age = (time.time() if now is None else now) - issued_at
+    if not -TOKEN_CLOCK_SKEW_SECONDS <= age <= max_age_seconds:
+        raise TokenExpired()
+    return plaintext
+
+
+def pending_import_associated_data(*, user_id: int, workspace_id: int) -> bytes:
+    """The identity a pending .env import is bound to: who previewed it, and into which workspace."""
+    return json.dumps(["dotenv-import", user_id, workspace_id], separators=(",", ":")).encode()

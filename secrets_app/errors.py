@@ -4,6 +4,8 @@ Each carries a stable `code` for the JSON API; views and the API turn them into 
 and a status in one place each (`api.ERROR_STATUS`, `views.DomainErrorMixin`).
 """
 
+from typing import Any
+
 
 class ConsoleError(Exception):
     code = "error"
@@ -210,3 +212,41 @@ class SecretsRefused(ConsoleError):
 
     def details(self) -> dict[str, object]:
         return {"secrets": self.refused}
+
+
+# Importing a .env file: the import is refused whole, and the refusal lists every line that stopped it.
+
+
+class DotenvInvalid(InvalidOperation):
+    """Some lines of a .env import are invalid; nothing was written."""
+
+    code = "invalid_input"
+
+    def __init__(self, plan: Any) -> None:
+        self.plan = plan
+        refused = plan.refused_lines
+        super().__init__("Nothing was imported. " + " ".join(f"Line {line.line}: {line.error}" for line in refused))
+
+    def details(self) -> dict[str, object]:
+        refused = self.plan.refused_lines
+        return {
+            "fields": {"dotenv": [f"Line {line.line}: {line.error}" for line in refused]},
+            "entries": [line.as_json() for line in refused],
+        }
+
+
+class DotenvConflicts(SecretAlreadyExists):
+    """Keys of a .env import already exist in the workspace; nothing was written (never overwritten)."""
+
+    def __init__(self, plan: Any) -> None:
+        self.plan = plan
+        conflicts = plan.refused_lines
+        named = ", ".join(f"{line.key} (line {line.line})" for line in conflicts)
+        super().__init__(
+            f"Nothing was imported: these keys already exist in this workspace: {named}. Secrets are immutable: "
+            "delete them first, or leave those lines out.",
+            keys=[line.key for line in conflicts],
+        )
+
+    def details(self) -> dict[str, object]:
+        return {"keys": self.keys, "entries": [line.as_json() for line in self.plan.refused_lines]}

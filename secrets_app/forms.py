@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -12,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from . import crypto, dotenv
 from .models import AuditEvent, Role
 from .validators import SECRET_KEY_MAX_LENGTH, SECRET_VALUE_MAX_BYTES
 
@@ -90,6 +92,91 @@ class SecretCreateForm(forms.Form):
 
     def tag_names(self) -> list[str]:
         return split_tags(self.cleaned_data.get("tags", ""))
+
+
+class DotenvImportForm(forms.Form):
+    """Step 1 of importing a .env file: the text, pasted or uploaded, and tags for every secret."""
+
+    dotenv = forms.CharField(
+        label="Paste a .env file",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(
+            attrs={"rows": 12, "autocomplete": "off", "spellcheck": "false", "placeholder": "API_KEY=...\n# comment"}
+        ),
+        help_text="KEY=value lines; quotes, comments and `export` are understood. "
+        f"At most {dotenv.MAX_BYTES // 1024} KiB and {dotenv.MAX_LINES} lines.",
+    )
+    dotenv_file = forms.FileField(
+        required=False, label="…or upload the file", help_text="A UTF-8 text file such as .env."
+    )
+    tags = forms.CharField(
+        required=False,
+        label="Tags for every imported secret",
+        widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
+        help_text="key or key:value (e.g. team:ops env:prod), separated by spaces or commas.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        uploaded = cleaned.get("dotenv_file")
+        if uploaded and cleaned.get("dotenv"):
+            raise forms.ValidationError("Paste the file or upload it, not both.")
+        if uploaded:
+            if uploaded.size > dotenv.MAX_BYTES:
+                self.add_error("dotenv_file", f"The file is {uploaded.size} bytes; the limit is 256 KiB.")
+                return cleaned
+            try:
+                cleaned["dotenv"] = uploaded.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("dotenv_file", "The file is not UTF-8 text.")
+        elif not cleaned.get("dotenv") and not self.errors:
+            raise forms.ValidationError("Paste a .env file or upload one.")
+        return cleaned
+
+    def tag_names(self) -> list[str]:
+        return split_tags(self.cleaned_data.get("tags", ""))
+
+
+# A preview may be confirmed for this long; after that the file has to be given again.
+PENDING_IMPORT_MAX_AGE_SECONDS = 15 * 60
+
+
+def seal_pending_import(*, text: str, tag_names: list[str], user_id: int, workspace_id: int) -> str:
+    """The previewed file and its tags as an opaque token for the confirm step (see views.secrets_import)."""
+    associated_data = crypto.pending_import_associated_data(user_id=user_id, workspace_id=workspace_id)
+    return crypto.seal_token(json.dumps(tag_names) + "\n" + text, associated_data)
+
+
+class DotenvConfirmForm(forms.Form):
+    """Step 2: the sealed token of the preview being confirmed, opened only by its user, for its
+    workspace, within PENDING_IMPORT_MAX_AGE_SECONDS."""
+
+    pending = forms.CharField(widget=forms.HiddenInput, strip=False)
+
+    def __init__(self, *args: Any, user_id: int, workspace_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.associated_data = crypto.pending_import_associated_data(user_id=user_id, workspace_id=workspace_id)
+
+    def clean_pending(self) -> tuple[str, list[str]]:
+        """The file's text and its tags."""
+        try:
+            payload = crypto.unseal_token(
+                self.cleaned_data["pending"], self.associated_data, max_age_seconds=PENDING_IMPORT_MAX_AGE_SECONDS
+            )
+        except crypto.TokenExpired:
+            raise forms.ValidationError(
+                "This preview is more than 15 minutes old, so nothing was imported: give the file again.",
+                code="expired",
+            ) from None
+        except crypto.DecryptionFailed:
+            raise forms.ValidationError(
+                "This preview could not be opened (it was altered, or made for another user or workspace), "
+                "so nothing was imported: give the file again.",
+                code="invalid",
+            ) from None
+        tags, _, text = payload.partition("\n")
+        return text, json.loads(tags)
 
 
 class TagAddForm(forms.Form):

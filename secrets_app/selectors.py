@@ -134,6 +134,12 @@ def secret_for(user: Any, workspace: Workspace, key: str) -> Secret:
     return secret
 
 
+def secret_keys_taken(workspace: Workspace, keys: list[str]) -> set[str]:
+    """Which of `keys` exist in `workspace`, whoever may see them: adding one would be a conflict,
+    which creating a secret already reports (409) whether or not the caller can see it."""
+    return set(workspace.secrets.filter(key__in=keys).values_list("key", flat=True))
+
+
 def members_of(workspace: Workspace) -> QuerySet[Membership]:
     return workspace.memberships.select_related("user").order_by("user__username")
 

@@ -27,6 +27,9 @@ ui_patterns = [
     path("settings/workspaces/new/", views.workspace_new, name="workspace-new"),
     path(f"{developer}/secrets/", views.secrets_page, name="secrets"),
     path(f"{developer}/value-lookup/", views.value_lookup, name="value-lookup"),
+    # Not under secrets/: a secret may be called "import".
+    path(f"{developer}/import/", views.secrets_import, name="secrets-import"),
+    path(f"{developer}/import/confirm/", views.secrets_import_confirm, name="secrets-import-confirm"),
     path(f"{developer}/secrets/<str:key>/", views.secret_detail, name="secret-detail"),
     path(f"{developer}/secrets/<str:key>/delete/", views.secret_delete, name="secret-delete"),
     path(f"{developer}/secrets/<str:key>/tags/", views.secret_tags_add, name="secret-tags-add"),
@@ -58,6 +61,8 @@ api_patterns = [
     path("api/v1/sessions/<str:session_id>/", api.user_session, name="api-user-session"),
     path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
     path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
+    # Before the secret "import" itself, whose other methods it hands on (see api.secrets_import_or_secret).
+    path("api/v1/workspaces/<slug:slug>/secrets/import/", api.secrets_import_or_secret, name="api-secrets-import"),
     path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/", api.secret, name="api-secret"),
     path("api/v1/workspaces/<slug:slug>/value-lookup/", api.value_lookup, name="api-value-lookup"),
     path("api/v1/workspaces/<slug:slug>/secrets/<str:key>/tags/", api.secret_tags, name="api-secret-tags"),
