@@ -68,9 +68,13 @@ def console_error_response(error: errors.ConsoleError) -> JsonResponse:
 
 def _validation_error_response(error: ValidationError) -> JsonResponse:
     fields = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
-    codes = {e.code for errs in getattr(error, "error_dict", {}).values() for e in errs}
-    if "value_too_large" in codes:
-        return error_response(413, "value_too_large", " ".join(fields["value"]), fields=fields)
+    too_large = [
+        name
+        for name, field_errors in getattr(error, "error_dict", {}).items()
+        if any(e.code == "value_too_large" for e in field_errors)
+    ]
+    if too_large:
+        return error_response(413, "value_too_large", " ".join(fields[too_large[0]]), fields=fields)
     message = " ".join(
         f"{name}: {' '.join(msgs)}" if name != "__all__" else " ".join(msgs) for name, msgs in fields.items()
     )

@@ -405,3 +405,18 @@ def test_responses_are_never_cached(alice_api):
 
 def test_json_client_fixture_really_enforces_csrf(api):
     assert isinstance(api, JsonClient) and api.client.handler.enforce_csrf_checks
+
+
+def test_a_too_large_error_on_any_field_is_a_413_naming_that_field():
+    from django.core.exceptions import ValidationError
+
+    from secrets_app.api import _validation_error_response
+
+    error = ValidationError({"dotenv": [ValidationError("The file is over 256 KiB.", code="value_too_large")]})
+    response = _validation_error_response(error)
+    assert response.status_code == 413
+    assert json.loads(response.content)["error"] == {
+        "code": "value_too_large",
+        "message": "The file is over 256 KiB.",
+        "fields": {"dotenv": ["The file is over 256 KiB."]},
+    }
