@@ -18,7 +18,7 @@ from django.middleware.csrf import get_token
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import errors, permissions, selectors, services
-from .client import placeholders_in, substitute
+from .client import placeholders_in, redaction_forms, substitute
 from .crypto import DecryptionFailed
 from .http import client_ip
 from .models import Secret, Workspace
@@ -624,17 +624,17 @@ def runner_ping(request: HttpRequest) -> HttpResponse:
 @runner_endpoint(["GET"])
 def runner_secret(request: HttpRequest, key: str) -> HttpResponse:
     """A runner reads one value: from its workflow's home workspace (runner session) or from the
-    user's personal workspace (ordinary session)."""
+    user's personal workspace (ordinary session), with the forms of it a runner masks in its logs."""
     context = _runner_context(request, [key])
     values = services.read_secrets_for_runner(context=context, keys=[key], ip_address=client_ip(request))
-    return JsonResponse({"key": key, "value": values[key]})
+    return JsonResponse({"key": key, "value": values[key], "redact": redaction_forms(values[key])})
 
 
 @sensitive_variables()
 @runner_endpoint(["POST"])
 def runner_resolve(request: HttpRequest) -> HttpResponse:
     """A runner sends any JSON document and gets it back with each ${workflow.secrets.NAME}
-    replaced, all or nothing."""
+    replaced, all or nothing, with the forms of every value filled in that it masks in its logs."""
     document = read_json_document(request)
     names = placeholders_in(document)
     context = _runner_context(request, names)
@@ -643,7 +643,9 @@ def runner_resolve(request: HttpRequest) -> HttpResponse:
         if names
         else {}
     )
-    return JsonResponse({"document": substitute(document, values), "secrets": names})
+    return JsonResponse(
+        {"document": substitute(document, values), "secrets": names, "redact": redaction_forms(*values.values())}
+    )
 
 
 def not_found(request: HttpRequest) -> JsonResponse:

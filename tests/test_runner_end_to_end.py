@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pty
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from secrets_app import services
-from secrets_app.client import ConsoleClient
+from secrets_app.client import ConsoleClient, redaction_forms
 from secrets_app.models import AuditEvent
 from tests.conftest import PASSWORD
 
@@ -36,6 +37,50 @@ except client.ClientError as error:
     answer = {"error": type(error).__name__, "code": error.code, "message": str(error)}
 answer["django_imported"] = any(name == "django" or name.startswith("django.") for name in sys.modules)
 print(json.dumps(answer))
+"""
+
+SERVICE_ACCOUNT = json.dumps(
+    {
+        "type": "service_account",
+        "project_id": "acme-prod-4821",
+        "private_key_id": "9f2c41d07be35a6e",
+        "private_key": (
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+            "BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"
+        ),
+        "client_email": "runner@acme-prod-4821.iam.example.com",
+    },
+    indent=2,
+)
+
+# A runner step that logs a JSON secret every way a careless step might, through `logging` with
+# masking installed on the root logger's handler, and prints nothing else.
+LOGGING_RUNNER_SCRIPT = r"""
+import base64, json, logging, sys, urllib.parse
+from secrets_app import client
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+client.install_log_masking()
+log = logging.getLogger("runner.step")
+value = client.get_secret("SERVICE_ACCOUNT")
+document = json.loads(value)
+log.info("raw: %s", value)
+for number, line in enumerate(value.splitlines()):
+    log.info("line %d: %s", number, line)
+log.info("as a JSON string: %s", json.dumps(value))
+log.info("base64: %s", base64.b64encode(value.encode()).decode())
+log.info("url-safe base64: %s", base64.urlsafe_b64encode(value.encode()).decode().rstrip("="))
+log.info("url-encoded: %s", urllib.parse.quote(value, safe=""))
+log.warning("private key: %s", document["private_key"])
+for number, line in enumerate(document["private_key"].splitlines()):
+    logging.getLogger("runner.step.pem").info("key line %d: %s", number, line)  # a child logger
+log.info("%(email)s in %(project)s", {"email": document["client_email"], "project": document["project_id"]})
+inputs = client.resolve({"token": "Bearer ${workflow.secrets.API_KEY}", "key": "${workflow.secrets.SERVICE_ACCOUNT}"})
+log.info("resolved inputs: %s", json.dumps(inputs))
+try:
+    raise RuntimeError(f"upload with key {document['private_key_id']} failed")
+except RuntimeError:
+    log.exception("step failed")
+log.info("django imported: %s", any(name == "django" or name.startswith("django.") for name in sys.modules))
 """
 
 
@@ -167,6 +212,42 @@ def test_local_context_answers_before_the_console_is_asked(live_server, console)
     # Without the flag, the variable is ignored.
     without_flag = run_client("get", "API_KEY", CONSOLE__SECRETS__API_KEY="ignored")
     assert without_flag["error"] == "NotConfigured"
+
+
+def test_a_runner_logging_a_json_secret_in_every_form_leaves_none_of_it_in_its_log(live_server, console, team, alice):
+    services.create_secret(actor=alice, workspace=team, key="SERVICE_ACCOUNT", value=SERVICE_ACCOUNT)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONSOLE")}
+    env.update(runner_env(live_server, console.launch("team", "team/nightly")["runner_session"]))
+    env.update(PYTHONPATH=str(ROOT), CONSOLE_LOGIN_FILE="/nonexistent/login.json")
+    completed = subprocess.run(
+        [sys.executable, "-c", LOGGING_RUNNER_SCRIPT], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    log = completed.stdout
+    assert completed.stderr == ""
+    leaked = [form for form in redaction_forms(SERVICE_ACCOUNT, "team-api-key") if form in log]
+    assert leaked == []
+    by_hand = [
+        "9f2c41d07be35a6e",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+        "BKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+        "acme-prod-4821",
+        "runner@acme-prod-4821.iam.example.com",
+        "service_account",
+        "team-api-key",
+        base64.b64encode(SERVICE_ACCOUNT.encode()).decode()[:40],
+    ]
+    assert [text for text in by_hand if text in log] == []
+    lines = log.splitlines()
+    assert "INFO runner.step raw: ***" in lines
+    assert "INFO runner.step line 0: {" in lines  # one character: too short to be worth masking
+    assert "INFO runner.step line 2: ***" in lines
+    assert 'INFO runner.step as a JSON string: "***"' in lines
+    assert "INFO runner.step.pem key line 1: ***" in lines
+    assert "INFO runner.step *** in ***" in lines
+    assert 'INFO runner.step resolved inputs: {"token": "Bearer ***", "key": "***"}' in lines
+    assert "RuntimeError: upload with key *** failed" in lines
+    assert "Traceback (most recent call last):" in lines
+    assert lines[-1] == "INFO runner.step django imported: False"
 
 
 def test_login_prompts_without_echo_and_saves_a_private_session_file(live_server, console, tmp_path):

@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from secrets_app import services
+from secrets_app.client import redaction_forms
 from secrets_app.models import AuditEvent, Execution, Role, Workflow
 from tests.conftest import JsonClient, error_of, signed_in_client
 
@@ -316,13 +317,44 @@ def test_a_runner_reads_from_its_workflows_home_workspace(alice, team, workflow)
     execution, session_key = launch(alice, team, workflow)
     response = read(runner_client(session_key), "API_KEY")
     assert response.status_code == 200
-    assert response.json() == {"key": "API_KEY", "value": API_KEY_VALUE}
+    assert response.json() == {"key": "API_KEY", "value": API_KEY_VALUE, "redact": redaction_forms(API_KEY_VALUE)}
     assert "no-store" in response["Cache-Control"]
     (event,) = events(AuditEvent.Action.SECRET_READ)
     assert event.execution_id == execution.id
     assert event.secret_key == "API_KEY" and event.workspace_slug == "team" and event.actor_username == "alice"
     assert event.detail == {"workflow": "team/nightly", "local": False}
     assert "tok-" not in json.dumps(event.detail)
+
+
+def test_the_runner_read_answers_the_forms_of_the_value_a_runner_masks_in_its_logs(alice, team, workflow):
+    execution, session_key = launch(alice, team, workflow)
+    runner = runner_client(session_key)
+    redact = read(runner, "API_KEY").json()["redact"]
+    # API_KEY_VALUE is "tok-\u00e9\n  line two\r\n": the value, its lines, base64, JSON- and URL-encoded.
+    expected = {
+        API_KEY_VALUE,
+        "tok-\u00e9",
+        "  line two",
+        "line two",
+        "dG9rLcOpCiAgbGluZSB0d28NCg==",
+        "tok-\\u00e9\\n  line two\\r\\n",
+        "tok-%C3%A9%0A%20%20line%20two%0D%0A",
+    }
+    assert expected <= set(redact)
+    assert redact == redaction_forms(API_KEY_VALUE)  # the forms the client computes for a local value
+    services.finish_execution(actor=alice, execution=execution)
+    refused = read(runner, "API_KEY")
+    assert error_of(refused) == (401, "execution_finished") and "redact" not in refused.json()
+
+
+def test_a_json_secret_answers_each_of_its_leaf_strings_to_mask(alice, alice_api):
+    value = json.dumps(
+        {"client_id": "app-1234", "client_secret": "s3cr3t-leaf", "scopes": ["read:all", "rw"]}, indent=2
+    )
+    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="OAUTH", value=value)
+    redact = read(alice_api, "OAUTH").json()["redact"]
+    assert {value, "s3cr3t-leaf", "app-1234", "read:all", '"client_secret": "s3cr3t-leaf",'} <= set(redact)
+    assert "client_secret" not in redact and "rw" not in redact  # a key; too short to mask
 
 
 def test_a_run_in_another_workspace_is_refused_with_workspace_mismatch(alice, team, other, workflow):
@@ -421,7 +453,12 @@ def test_a_view_grant_alone_lets_the_run_see_but_not_use_a_secret(alice, bob, te
 def test_a_local_run_reads_the_personal_workspace_only(alice, alice_api, team, workflow):
     services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="personal")
     response = read(alice_api, "MINE")
-    assert response.status_code == 200 and response.json() == {"key": "MINE", "value": "personal"}
+    assert response.status_code == 200
+    assert response.json() == {
+        "key": "MINE",
+        "value": "personal",
+        "redact": ["cGVyc29uYWw=", "cGVyc29uYWw", "personal"],
+    }
     assert error_of(read(alice_api, "API_KEY")) == (404, "secret_not_found")  # only in the team workspace
     read_event, denied = events(AuditEvent.Action.SECRET_READ) + events(AuditEvent.Action.SECRET_READ_DENIED)
     assert read_event.detail == {"local": True} and read_event.execution_id is None
@@ -552,6 +589,17 @@ def test_resolve_replaces_every_placeholder_in_a_nested_document(alice, team, wo
     assert sorted(e.secret_key for e in events(AuditEvent.Action.SECRET_READ)) == ["API_KEY", "DB_PASSWORD"]
 
 
+def test_resolve_answers_the_forms_of_every_value_it_filled_in(alice, team, workflow):
+    _, session_key = launch(alice, team, workflow)
+    document = {
+        "a": "${workflow.secrets.API_KEY}",
+        "b": ["x:${workflow.secrets.DB_PASSWORD}@h", "${workflow.secrets.API_KEY}"],
+    }
+    body = runner_client(session_key).post("/api/v1/runner/resolve/", document).json()
+    assert {API_KEY_VALUE, "line two", "pg-pass", "cGctcGFzcw=="} <= set(body["redact"])
+    assert body["redact"] == redaction_forms(API_KEY_VALUE, "pg-pass")
+
+
 def test_one_unknown_name_fails_the_whole_resolve_naming_it(alice, team, workflow):
     _, session_key = launch(alice, team, workflow)
     response = runner_client(session_key).post(
@@ -592,7 +640,7 @@ def test_resolve_in_another_workspace_is_a_workspace_mismatch(alice, team, other
 def test_a_document_without_placeholders_comes_back_unchanged(alice, alice_api):
     document = {"a": [1, 2.5, "plain", None], "b": {"c": False}}
     response = alice_api.post("/api/v1/runner/resolve/", document)
-    assert response.json() == {"document": document, "secrets": []}
+    assert response.json() == {"document": document, "secrets": [], "redact": []}
 
 
 def test_bad_resolve_requests(alice, alice_api, api):
