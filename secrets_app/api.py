@@ -15,9 +15,10 @@ from django.contrib.auth import authenticate, login, logout
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
+from django.utils.cache import patch_cache_control
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import errors, permissions, selectors, services
+from . import errors, openapi, permissions, selectors, services
 from .client import placeholders_in, substitute
 from .crypto import DecryptionFailed
 from .http import client_ip
@@ -101,6 +102,7 @@ def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable
             except ValidationError as error:
                 return _validation_error_response(error)
 
+        wrapper.allowed_methods = allowed  # what the OpenAPI document and its test read
         return wrapper
 
     return decorator
@@ -523,6 +525,17 @@ def runner_resolve(request: HttpRequest) -> HttpResponse:
         else {}
     )
     return JsonResponse({"document": substitute(document, values), "secrets": names})
+
+
+OPENAPI_MAX_AGE = 60 * 60
+
+
+@endpoint(["GET"], login_required=False)
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    """This API's OpenAPI document: public, like the README that describes the same routes."""
+    response = JsonResponse(openapi.document())
+    patch_cache_control(response, public=True, max_age=OPENAPI_MAX_AGE)
+    return response
 
 
 def not_found(request: HttpRequest) -> JsonResponse:

@@ -51,6 +51,7 @@ ui_patterns = [
 tags_api = "api/v1/workspaces/<slug:slug>/tags"
 
 api_patterns = [
+    path("api/v1/openapi.json", api.openapi_document, name="api-openapi"),
     path("api/v1/session/", api.session, name="api-session"),
     path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
     path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
