@@ -139,10 +139,16 @@ def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: I
     return data
 
 
+# No text the console keeps or looks up may hold NUL (PostgreSQL cannot store or compare it).
+NUL_REFUSED = "Must not contain NUL characters; encode binary data (e.g. base64)."
+
+
 def _string_field(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise BadRequest(400, "invalid_input", f"{name}: must be a string.", fields={name: ["Must be a string."]})
+    if "\x00" in value:
+        raise BadRequest(400, "invalid_input", f"{name}: {NUL_REFUSED}", fields={name: [NUL_REFUSED]})
     return value
 
 
@@ -152,6 +158,8 @@ def _string_list_field(data: dict[str, Any], name: str) -> list[str]:
         raise BadRequest(
             400, "invalid_input", f"{name}: must be a list of strings.", fields={name: ["Must be a list of strings."]}
         )
+    if any("\x00" in item for item in value):
+        raise BadRequest(400, "invalid_input", f"{name}: {NUL_REFUSED}", fields={name: [NUL_REFUSED]})
     return value
 
 
