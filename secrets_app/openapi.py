@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from http import HTTPStatus
 from typing import Any
 
 from django.conf import settings
@@ -301,7 +302,7 @@ def _op(
     content = {"content": {"application/json": {"schema": _ref(schema)}}} if schema else {}
     operation: dict[str, Any] = {
         "summary": summary,
-        "responses": ({str(ok): {"description": summary, **content}} if ok else {})
+        "responses": ({str(ok): {"description": HTTPStatus(ok).phrase, **content}} if ok else {})
         | {str(status): {} for status in errors},
     }
     if body is not None:
