@@ -15,9 +15,10 @@ from django.contrib.auth import authenticate, login, logout
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
+from django.utils.cache import patch_cache_control
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import errors, permissions, selectors, services
+from . import errors, openapi, permissions, selectors, services
 from .client import placeholders_in, redaction_forms, substitute
 from .crypto import DecryptionFailed
 from .http import client_ip
@@ -111,6 +112,7 @@ def endpoint(methods: Iterable[str], *, login_required: bool = True) -> Callable
             except ValidationError as error:
                 return _validation_error_response(error)
 
+        wrapper.allowed_methods = allowed  # what the OpenAPI document and its test read
         return wrapper
 
     return decorator
@@ -147,10 +149,16 @@ def read_json(request: HttpRequest, *, required: Iterable[str] = (), optional: I
     return data
 
 
+# No text the console keeps or looks up may hold NUL (PostgreSQL cannot store or compare it).
+NUL_REFUSED = "Must not contain NUL characters; encode binary data (e.g. base64)."
+
+
 def _string_field(data: dict[str, Any], name: str) -> str:
     value = data.get(name)
     if not isinstance(value, str):
         raise BadRequest(400, "invalid_input", f"{name}: must be a string.", fields={name: ["Must be a string."]})
+    if "\x00" in value:
+        raise BadRequest(400, "invalid_input", f"{name}: {NUL_REFUSED}", fields={name: [NUL_REFUSED]})
     return value
 
 
@@ -160,6 +168,8 @@ def _string_list_field(data: dict[str, Any], name: str) -> list[str]:
         raise BadRequest(
             400, "invalid_input", f"{name}: must be a list of strings.", fields={name: ["Must be a list of strings."]}
         )
+    if any("\x00" in item for item in value):
+        raise BadRequest(400, "invalid_input", f"{name}: {NUL_REFUSED}", fields={name: [NUL_REFUSED]})
     return value
 
 
@@ -400,6 +410,11 @@ def secrets_import_or_secret(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         return secrets_import(request, slug)
     return secret(request, slug, "import")
+
+
+# As documented: this address's own operation is the import; its other methods are those of the
+# `secrets/{key}/` route for the key "import".
+secrets_import_or_secret.allowed_methods = secrets_import.allowed_methods
 
 
 @endpoint(["POST"])
@@ -646,6 +661,17 @@ def runner_resolve(request: HttpRequest) -> HttpResponse:
     return JsonResponse(
         {"document": substitute(document, values), "secrets": names, "redact": redaction_forms(*values.values())}
     )
+
+
+OPENAPI_MAX_AGE = 60 * 60
+
+
+@endpoint(["GET"], login_required=False)
+def openapi_document(request: HttpRequest) -> HttpResponse:
+    """This API's OpenAPI document: public, like the README that describes the same routes."""
+    response = JsonResponse(openapi.document())
+    patch_cache_control(response, public=True, max_age=OPENAPI_MAX_AGE)
+    return response
 
 
 def not_found(request: HttpRequest) -> JsonResponse:

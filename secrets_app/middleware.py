@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.cache import add_never_cache_headers
+from django.utils.cache import add_never_cache_headers, cc_delim_re
 
 from . import permissions, selectors, services
 
@@ -14,7 +14,8 @@ class NoStoreMiddleware:
     """Nothing this application renders may be kept by a browser or proxy cache.
 
     Static files never reach this middleware: WhiteNoise answers them earlier, with their
-    own long-lived cache headers.
+    own long-lived cache headers. A view whose answer is the same for everyone (the OpenAPI
+    document) says so with `Cache-Control: public`, and keeps it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -22,8 +23,13 @@ class NoStoreMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        add_never_cache_headers(response)
+        if not _declared_public(response):
+            add_never_cache_headers(response)
         return response
+
+
+def _declared_public(response: HttpResponse) -> bool:
+    return "public" in cc_delim_re.split(response.get("Cache-Control", "").lower())
 
 
 class RunnerSessionScopeMiddleware:

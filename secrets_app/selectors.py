@@ -56,6 +56,7 @@ from .models import (
     Workspace,
 )
 from .permissions import Action
+from .validators import SECRET_KEY_PATTERN, TAG_PATTERN, WORKFLOW_NAME_PATTERN
 
 PAGE_SIZE = 50
 
@@ -86,9 +87,10 @@ def secrets_visible_to(user: Any, workspace: Workspace, *, tag: str = "", search
     """
     secrets = workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
     if tag:
-        secrets = secrets.filter(Exists(SecretTag.objects.filter(secret=OuterRef("pk"), tag__name=tag)))
+        on_tag = SecretTag.objects.filter(secret=OuterRef("pk"), tag__name=tag)
+        secrets = secrets.filter(Exists(on_tag)) if TAG_PATTERN.fullmatch(tag) else secrets.none()
     if search:
-        secrets = secrets.filter(key__icontains=search)
+        secrets = secrets.filter(key__icontains=search) if "\x00" not in search else secrets.none()
     reads = AuditEvent.objects.filter(secret_id=OuterRef("pk"), action=AuditEvent.Action.SECRET_READ).order_by("-id")
     return (
         secrets.annotate(
@@ -128,7 +130,8 @@ def keys_holding_fingerprint(workspace: Workspace, fingerprint: str) -> list[str
 
 def secret_for(user: Any, workspace: Workspace, key: str) -> Secret:
     """One secret's metadata, or SecretNotFound whether it is missing or hidden from `user`."""
-    secret = secrets_visible_to(user, workspace).filter(key=key).first()
+    # A malformed name names nothing; it is not sent to the database (it may hold NUL).
+    secret = secrets_visible_to(user, workspace).filter(key=key).first() if SECRET_KEY_PATTERN.fullmatch(key) else None
     if secret is None:
         raise SecretNotFound()
     return secret
@@ -148,7 +151,7 @@ def paginate(queryset: QuerySet, raw_page: str | None, per_page: int = PAGE_SIZE
     """One page of `queryset` (pages count from 1), or PageNotFound."""
     paginator = Paginator(queryset, per_page)
     raw_page = raw_page or "1"
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= paginator.num_pages:
+    if not (raw_page.isascii() and raw_page.isdigit()) or not 1 <= int(raw_page) <= paginator.num_pages:
         raise PageNotFound(f"There is no page {raw_page!r}; pages run from 1 to {paginator.num_pages}.")
     return paginator.page(int(raw_page))
 
@@ -173,7 +176,7 @@ def tags_visible_to(user: Any, workspace: Workspace) -> QuerySet:
 
 def tag_for(user: Any, workspace: Workspace, name: str) -> Tag:
     """One tag `user` may see, or TagNotFound."""
-    tag = workspace.tags.filter(name=name).first()
+    tag = workspace.tags.filter(name=name).first() if TAG_PATTERN.fullmatch(name) else None
     if tag is None or not tags_visible_to(user, workspace).filter(name=name).exists():
         raise TagNotFound()
     return tag
@@ -279,7 +282,7 @@ def workflow_for(user: Any, reference: str) -> Workflow:
         home = workspace_for(user, home_slug)
     except WorkspaceNotFound:
         raise WorkflowNotFound(f"No workflow {reference!r} that you can see.") from None
-    workflow = home.workflows.filter(name=name).first()
+    workflow = home.workflows.filter(name=name).first() if WORKFLOW_NAME_PATTERN.fullmatch(name) else None
     if workflow is None:
         raise WorkflowNotFound(f"No workflow {reference!r} that you can see.")
     workflow.workspace = home

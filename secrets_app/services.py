@@ -65,6 +65,8 @@ from .models import (
 from .permissions import Action
 from .validators import (
     SECRET_KEY_PATTERN,
+    TAG_PATTERN,
+    json_contains_nul,
     printable_key,
     validate_secret_key,
     validate_secret_value,
@@ -901,7 +903,9 @@ def untag_secret(*, actor: Any, secret: Secret, tag_name: str, ip_address: str |
     """Remove one tag from a secret; the access the tag gave to it ends at once."""
     permissions.require_on_secret(actor, Action.TAG_SECRET, secret)
     with transaction.atomic():
-        removed, _ = SecretTag.objects.filter(secret=secret, tag__name=tag_name).delete()
+        removed = 0
+        if TAG_PATTERN.fullmatch(tag_name):  # a malformed name is on no secret (and may hold NUL)
+            removed, _ = SecretTag.objects.filter(secret=secret, tag__name=tag_name).delete()
         if not removed:
             raise ValidationError({"tags": [f"The secret has no tag {tag_name!r}."]})
         record_event(
@@ -1005,7 +1009,10 @@ def revoke_tag_grant(
             **({"content_object__name": tag_name} if tag_name is not None else {}),
         )
         .first()
-        if model is not None and number.isdigit()
+        if model is not None
+        and number.isascii()
+        and number.isdigit()
+        and (tag_name is None or TAG_PATTERN.fullmatch(tag_name))
         else None
     )
     if grant is None:
@@ -1044,6 +1051,8 @@ def register_workflow(
         problems["definition"] = ValidationError("The definition must be a JSON object.")
     elif len(json.dumps(definition)) > WORKFLOW_DEFINITION_MAX_BYTES:
         problems["definition"] = ValidationError("The definition is larger than 256 KiB.")
+    elif json_contains_nul(definition):
+        problems["definition"] = ValidationError("The definition must not contain NUL characters (\\u0000).")
     if problems:
         raise ValidationError(problems)
     keys = placeholders_in(definition)

@@ -55,6 +55,7 @@ ui_patterns = [
 tags_api = "api/v1/workspaces/<slug:slug>/tags"
 
 api_patterns = [
+    path("api/v1/openapi.json", api.openapi_document, name="api-openapi"),
     path("api/v1/session/", api.session, name="api-session"),
     path("api/v1/sessions/", api.user_sessions, name="api-user-sessions"),
     path("api/v1/sessions/revoke-others/", api.user_sessions_revoke_others, name="api-user-sessions-revoke-others"),

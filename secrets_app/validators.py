@@ -72,6 +72,22 @@ def validate_workflow_name(name: str) -> None:
 JSON_MAX_DEPTH = 64
 
 
+def json_contains_nul(document: object) -> bool:
+    """Does any string of this JSON document, key or value, hold a NUL character?"""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def json_depth_exceeds(document: object, limit: int = JSON_MAX_DEPTH) -> bool:
     """Is this JSON document nested more than `limit` levels deep? (Checked without recursion.)"""
     pending = [(document, 1)]

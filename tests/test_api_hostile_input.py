@@ -1,0 +1,111 @@
+"""Inputs the fuzzer (tests/test_fuzz.py) found answered with 500: NUL characters, which
+PostgreSQL can neither store nor compare, and digits that str.isdigit() takes but int() does not.
+Each now gets a clear 4xx, and nothing is written. (The NUL cases failed on PostgreSQL only.)"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from secrets_app import services
+from secrets_app.models import AuditEvent, Workflow, Workspace
+from tests.conftest import error_of
+
+pytestmark = pytest.mark.django_db
+
+NUL_REFUSED = "Must not contain NUL characters; encode binary data (e.g. base64)."
+
+
+@pytest.fixture
+def seeded(alice, bob, team):
+    """A tagged secret, a grant on its tag, and a workflow, in alice's team workspace."""
+    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v", tags=["env"])
+    services.grant_tag_permissions(
+        actor=alice, workspace=team, tag_name="env", permission_names=["view"], username="bob"
+    )
+    services.register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    return team
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "code"),
+    [
+        ("GET", "/api/v1/workspaces/team/secrets/API_KEY%00/", "secret_not_found"),
+        ("DELETE", "/api/v1/workspaces/team/secrets/API_KEY%00/", "secret_not_found"),
+        ("POST", "/api/v1/workspaces/team/secrets/API_KEY%00/tags/", "secret_not_found"),
+        ("DELETE", "/api/v1/workspaces/team/tags/env%00/", "tag_not_found"),
+        ("GET", "/api/v1/workspaces/team/tags/env%00/grants/", "tag_not_found"),
+        ("DELETE", "/api/v1/workspaces/team/tags/env%00/grants/user-1/", "grant_not_found"),
+        ("GET", "/api/v1/workspaces/team/workflows/nightly%00/", "workflow_not_found"),
+        ("DELETE", "/api/v1/workspaces/team/workflows/nightly%00/", "workflow_not_found"),
+    ],
+)
+def test_a_nul_in_a_name_in_the_path_names_nothing(alice_api, seeded, method, path, code):
+    response = alice_api.get(path) if method == "GET" else alice_api.send(method, path, {"tags": ["x"]})
+    assert error_of(response) == (404, code)
+
+
+def test_removing_a_tag_whose_name_holds_a_nul_says_the_secret_has_no_such_tag(alice_api, seeded):
+    response = alice_api.delete("/api/v1/workspaces/team/secrets/API_KEY/tags/env%00/")
+    assert error_of(response) == (400, "invalid_input")
+    assert "The secret has no tag 'env\\x00'." in response.json()["error"]["fields"]["tags"]
+
+
+@pytest.mark.parametrize("query", ["q=API%00", "tag=env%00"])
+def test_a_nul_in_the_search_or_the_tag_filter_finds_no_secret(alice_api, seeded, query):
+    response = alice_api.get(f"/api/v1/workspaces/team/secrets/?{query}")
+    assert response.status_code == 200
+    assert (response.json()["count"], response.json()["secrets"]) == (0, [])
+
+
+@pytest.mark.parametrize("listing", ["secrets", "executions"])
+@pytest.mark.parametrize("page", ["%C2%B2", "%D9%A1"])  # "²" and Arabic-Indic "1"
+def test_a_page_number_in_other_digits_is_no_page(alice_api, seeded, listing, page):
+    response = alice_api.get(f"/api/v1/workspaces/team/{listing}/?page={page}")
+    assert error_of(response) == (404, "page_not_found")
+
+
+def test_a_grant_id_in_other_digits_is_no_grant(alice_api, seeded):
+    response = alice_api.delete("/api/v1/workspaces/team/tags/env/grants/user-%C2%B2/")
+    assert error_of(response) == (404, "grant_not_found")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/session/", {"username": "alice\x00", "password": "x"}, "username"),
+        ("/api/v1/workspaces/", {"slug": "new", "name": "New\x00"}, "name"),
+        ("/api/v1/workspaces/team/tags/env/grants/", {"user": "bob\x00", "permissions": ["use"]}, "user"),
+        ("/api/v1/workspaces/team/tags/env/grants/", {"group": "ops\x00", "permissions": ["use"]}, "group"),
+        ("/api/v1/workspaces/team/executions/", {"workflow": "team/nightly\x00"}, "workflow"),
+        ("/api/v1/workspaces/team/secrets/", {"key": "K", "value": "v", "tags": ["env\x00"]}, "tags"),
+    ],
+)
+def test_a_nul_in_a_text_field_of_a_body_is_refused_and_nothing_is_written(alice_api, seeded, path, body, field):
+    Group.objects.create(name="ops")
+    events = AuditEvent.objects.count()
+    response = alice_api.post(path, body)
+    assert error_of(response) == (400, "invalid_input")
+    assert response.json()["error"]["fields"] == {field: [NUL_REFUSED]}
+    assert AuditEvent.objects.count() == events
+    assert not Workspace.objects.filter(slug="new").exists()
+
+
+@pytest.mark.parametrize(
+    "definition", [{"token": "a\x00b"}, {"steps": [{"a\x00": 1}]}], ids=["in a value", "in a nested key"]
+)
+def test_a_nul_anywhere_in_a_workflow_definition_is_refused(alice_api, seeded, definition):
+    response = alice_api.post("/api/v1/workspaces/team/workflows/", {"name": "with-nul", "definition": definition})
+    assert error_of(response) == (400, "invalid_input")
+    assert response.json()["error"]["fields"] == {
+        "definition": ["The definition must not contain NUL characters (\\u0000)."]
+    }
+    assert not Workflow.objects.filter(name="with-nul").exists()
+
+
+def test_a_definition_may_hold_the_six_characters_backslash_u0000(alice_api, seeded):
+    response = alice_api.post(
+        "/api/v1/workspaces/team/workflows/", {"name": "escaped", "definition": {"text": "\\u0000"}}
+    )
+    assert response.status_code == 201
+    assert response.json()["definition"] == {"text": "\\u0000"}
