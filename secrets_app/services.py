@@ -641,7 +641,7 @@ def _write_new_secrets(
 def _creation_detail(secret: Secret, tag_names: list[str]) -> dict[str, Any]:
     detail: dict[str, Any] = {"tags": tag_names} if tag_names else {}
     if secret.expires_at is not None:
-        detail["expires_at"] = secret.expires_at.isoformat()
+        detail["expires_at"] = secret.expires_at.astimezone(datetime.UTC).isoformat()
     return detail
 
 
