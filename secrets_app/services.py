@@ -568,11 +568,6 @@ def _validate_new_secret(
 ) -> list[str]:
     """Check one new secret's fields; return its clean tag names, or a ValidationError by field."""
     field_errors: dict[str, ValidationError] = {}
-    if expires_at is not None:
-        try:
-            validate_secret_expiry(expires_at, now=timezone.now())
-        except ValidationError as error:
-            field_errors["expires_at"] = error
     tag_names: list[str] = []
     try:
         validate_secret_key(key)
@@ -586,6 +581,11 @@ def _validate_new_secret(
         tag_names = _clean_tag_names(tags)
     except ValidationError as error:
         field_errors["tags"] = error
+    if expires_at is not None:
+        try:
+            validate_secret_expiry(expires_at, now=timezone.now())
+        except ValidationError as error:
+            field_errors["expires_at"] = error
     if field_errors:
         raise ValidationError(field_errors)
     return tag_names
