@@ -88,7 +88,7 @@ def parse_unread_days(text: str) -> int:
     """The "not read in N days" filter: N, a whole number of days from 1 to 3650."""
     if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or not 1 <= int(text) <= UNREAD_DAYS_MAX:
         raise ValidationError(
-            f"Not read in how many days? Give a whole number from 1 to {UNREAD_DAYS_MAX}, not {text[:20]!r}.",
+            f"Give a whole number of days from 1 to {UNREAD_DAYS_MAX}, not {text[:20]!r}.",
             code="invalid_days",
         )
     return int(text)

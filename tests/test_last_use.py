@@ -192,7 +192,7 @@ def test_a_bad_number_of_days_is_a_clear_error_on_the_page(alice, stale, days):
     response = signed_in_client(alice).get(f"{SECRETS_PAGE}?unread_days={days}")
     page = response.content.decode()
     assert response.status_code == 400
-    assert "Not read in (days): Not read in how many days? Give a whole number from 1 to 3650" in page
+    assert "Not read in (days): Give a whole number of days from 1 to 3650, not " in page
     assert "/secrets/NEVER_READ/" not in page  # no list that looks filtered but is not
 
 
@@ -200,7 +200,7 @@ def test_a_bad_number_of_days_is_a_clear_error_on_the_page(alice, stale, days):
 def test_a_bad_number_of_days_is_400_on_the_api(alice_api, stale, days):
     response = alice_api.get(f"{SECRETS_API}?unread_days={days}")
     assert error_of(response) == (400, "invalid_input")
-    assert "Give a whole number from 1 to 3650" in response.json()["error"]["fields"]["unread_days"][0]
+    assert "Give a whole number of days from 1 to 3650" in response.json()["error"]["fields"]["unread_days"][0]
 
 
 # Cost: a constant number of queries, and nothing more for the runner read
