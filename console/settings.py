@@ -143,6 +143,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 # Lifetime of a runner session (an execution's session), in seconds; a launch may ask for less.
 RUNNER_SESSION_MAX_AGE = env.int("RUNNER_SESSION_MAX_AGE", default=12 * 60 * 60)
+# Secrets expiring within this many days carry an "expires in N days" badge in the list.
+SECRET_EXPIRY_WARNING_DAYS = env.int("SECRET_EXPIRY_WARNING_DAYS", default=7)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 CSRF_FAILURE_VIEW = "secrets_app.views.csrf_failure"
 

@@ -112,11 +112,16 @@ class WorkspaceAdmin(ConsoleModelAdmin):
         return obj.secret_count
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["name", "slug"] if obj is None else ["name", "slug", "kind", "created_at"]
+        return ["name", "slug"] if obj is None else ["name", "slug", "kind", "expired_secret_grace_days", "created_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The slug is in every address and runner configuration; it is fixed at creation.
-        return [] if obj is None else ["slug", "kind", "created_at"]
+        if obj is None:
+            return []
+        fixed = ["slug", "kind", "created_at"]
+        if not permissions.admin_can(request.user, Action.CONFIGURE_WORKSPACE, obj):
+            fixed.append("expired_secret_grace_days")
+        return fixed
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.allows(request, Action.VIEW_WORKSPACE, obj)
@@ -133,6 +138,13 @@ class WorkspaceAdmin(ConsoleModelAdmin):
     def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
         if change:
             services.rename_workspace(actor=request.user, workspace=obj, name=obj.name, ip_address=client_ip(request))
+            if "expired_secret_grace_days" in form.changed_data:
+                services.set_expired_secret_grace(
+                    actor=request.user,
+                    workspace=obj,
+                    days=obj.expired_secret_grace_days,
+                    ip_address=client_ip(request),
+                )
             return
         created = services.create_team_workspace(
             actor=request.user, name=obj.name, slug=obj.slug, owner=None, ip_address=client_ip(request)
@@ -287,10 +299,10 @@ class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
 class SecretAdmin(ConsoleModelAdmin):
     """Metadata only: the value is not a field here, and nothing can be changed."""
 
-    list_display = ("key", "workspace", "tag_list", "created_by", "created_at")
+    list_display = ("key", "workspace", "tag_list", "created_by", "created_at", "expires_at")
     list_select_related = ("workspace", "created_by")
     search_fields = ("key", "workspace__slug")
-    fields = ("key", "workspace", "tag_list", "created_by", "created_at")
+    fields = ("key", "workspace", "tag_list", "created_by", "created_at", "expires_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:

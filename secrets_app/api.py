@@ -24,7 +24,7 @@ from .crypto import DecryptionFailed
 from .http import client_ip
 from .models import Secret, Workspace
 from .permissions import Action
-from .validators import JSON_MAX_DEPTH, json_depth_exceeds
+from .validators import JSON_MAX_DEPTH, json_depth_exceeds, parse_secret_expiry, parse_unread_days
 
 ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.NotFound: 404,
@@ -173,6 +173,28 @@ def _string_list_field(data: dict[str, Any], name: str) -> list[str]:
     return value
 
 
+def _expiry_field(data: dict[str, Any]) -> Any:
+    """The optional `expires_at` of a new secret: null or absent for none, else an ISO 8601 date or
+    date and time."""
+    text = data.get("expires_at")
+    if text is None:
+        return None
+    try:
+        return parse_secret_expiry(text)
+    except ValidationError as error:
+        raise ValidationError({"expires_at": error.error_list}) from None
+
+
+def _unread_days_param(request: HttpRequest) -> int | None:
+    text = request.GET.get("unread_days", "")
+    if not text:
+        return None
+    try:
+        return parse_unread_days(text)
+    except ValidationError as error:
+        raise ValidationError({"unread_days": error.error_list}) from None
+
+
 def user_json(user: Any) -> dict[str, Any] | None:
     if not user.is_authenticated:
         return None
@@ -181,7 +203,13 @@ def user_json(user: Any) -> dict[str, Any] | None:
 
 
 def workspace_json(workspace: Workspace) -> dict[str, Any]:
-    return {"slug": workspace.slug, "name": workspace.name, "kind": workspace.kind, "role": workspace.caller_role}
+    return {
+        "slug": workspace.slug,
+        "name": workspace.name,
+        "kind": workspace.kind,
+        "role": workspace.caller_role,
+        "expired_secret_grace_days": workspace.expired_secret_grace_days,
+    }
 
 
 def grant_json(grant: selectors.Grant) -> dict[str, Any]:
@@ -204,8 +232,13 @@ def secret_json(secret: Secret) -> dict[str, Any]:
         "tags": sorted(tag.name for tag in secret.tags.all()),
         "created_by": secret.created_by.get_username() if secret.created_by else None,
         "created_at": secret.created_at.isoformat(),
+        "expires_at": secret.expires_at.isoformat() if secret.expires_at else None,
+        "expiry": secret.expiry.state.value,
         "last_read_at": secret.last_read_at.isoformat() if secret.last_read_at else None,
-        "last_read_by_workflow": secret.last_read_by or None,
+        "last_read_by_workflow": secret.last_read_workflow or None,
+        "last_read_by_user": secret.last_read_reader or None,
+        "last_read_execution": str(secret.last_read_execution) if secret.last_read_execution else None,
+        "reads_last_30_days": secret.recent_reads,
         "same_value_as": secret.same_value_as,
     }
 
@@ -307,6 +340,21 @@ def workspaces(request: HttpRequest) -> HttpResponse:
     return JsonResponse(workspace_json(workspace), status=201)
 
 
+@endpoint(["GET", "PATCH"])
+def workspace(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: one workspace. PATCH {"expired_secret_grace_days": N}: change its settings."""
+    found = selectors.workspace_for(request.user, slug)
+    if request.method == "PATCH":
+        data = read_json(request, required=["expired_secret_grace_days"])
+        services.set_expired_secret_grace(
+            actor=request.user,
+            workspace=found,
+            days=data["expired_secret_grace_days"],
+            ip_address=client_ip(request),
+        )
+    return JsonResponse(workspace_json(found))
+
+
 # Secrets
 
 
@@ -314,11 +362,15 @@ def workspaces(request: HttpRequest) -> HttpResponse:
 @sensitive_variables()
 @endpoint(["GET", "POST"])
 def secrets(request: HttpRequest, slug: str) -> HttpResponse:
-    """GET: the secrets you may see, sorted by key, 50 a page (?tag=, ?q=). POST: add one."""
+    """GET: the secrets you may see, sorted by key, 50 a page (?tag=, ?q=, ?unread_days=). POST: add one."""
     workspace = selectors.workspace_for(request.user, slug)
     if request.method == "GET":
         visible = selectors.secrets_visible_to(
-            request.user, workspace, tag=request.GET.get("tag", ""), search=request.GET.get("q", "")
+            request.user,
+            workspace,
+            tag=request.GET.get("tag", ""),
+            search=request.GET.get("q", ""),
+            unread_days=_unread_days_param(request),
         )
         page = selectors.paginate(visible, request.GET.get("page"))
         return JsonResponse(
@@ -332,7 +384,7 @@ def secrets(request: HttpRequest, slug: str) -> HttpResponse:
                 ],
             }
         )
-    data = read_json(request, required=["key", "value"], optional=["tags"])
+    data = read_json(request, required=["key", "value"], optional=["tags", "expires_at"])
     value = _string_field(data, "value")
     secret = services.create_secret(
         actor=request.user,
@@ -340,6 +392,7 @@ def secrets(request: HttpRequest, slug: str) -> HttpResponse:
         key=_string_field(data, "key"),
         value=value,
         tags=_string_list_field(data, "tags"),
+        expires_at=_expiry_field(data),
         ip_address=client_ip(request),
     )
     return JsonResponse(secret_json(_secret_for(request.user, workspace, secret.key)), status=201)

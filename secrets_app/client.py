@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import getpass
 import http.cookiejar
 import json
@@ -52,6 +53,7 @@ __all__ = [
     "ClientError",
     "ConsoleClient",
     "NotConfigured",
+    "SecretExpired",
     "SecretMaskingFilter",
     "SecretNotFound",
     "ServerError",
@@ -294,6 +296,10 @@ class WorkspaceMismatch(AccessDenied):
     """The execution runs in another workspace than the one its workflow was registered in."""
 
 
+class SecretExpired(AccessDenied):
+    """The secret has expired (and its workspace's grace, if any, has run out)."""
+
+
 class SessionExpired(ClientError):
     """The session expired or was ended (for a runner: the execution finished or expired)."""
 
@@ -309,6 +315,7 @@ _ERRORS_BY_CODE: dict[str, type[ClientError]] = {
     "permission_denied": AccessDenied,
     "secrets_refused": AccessDenied,
     "workspace_mismatch": WorkspaceMismatch,
+    "secret_expired": SecretExpired,
     "session_expired": SessionExpired,
     "not_authenticated": SessionExpired,
     "execution_finished": SessionExpired,
@@ -434,10 +441,22 @@ class ConsoleClient:
 
     # For scripts driving the console as a signed-in user (not with a runner session).
 
-    def add_secret(self, workspace: str, key: str, value: str, tags: list[str] | None = None) -> dict[str, Any]:
-        """Add a secret to `workspace`; answers its metadata (never the value)."""
+    def add_secret(
+        self,
+        workspace: str,
+        key: str,
+        value: str,
+        tags: list[str] | None = None,
+        expires_at: datetime.date | str | None = None,
+    ) -> dict[str, Any]:
+        """Add a secret to `workspace`, optionally expiring at `expires_at` (a date, meaning the
+        midnight starting it, or a datetime; without a time zone, the console's); answers its
+        metadata (never the value)."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/"
-        return self._request("POST", path, {"key": key, "value": value, "tags": tags or []}, unsafe=True)
+        body: dict[str, Any] = {"key": key, "value": value, "tags": tags or []}
+        if expires_at is not None:
+            body["expires_at"] = expires_at if isinstance(expires_at, str) else expires_at.isoformat()
+        return self._request("POST", path, body, unsafe=True)
 
     def import_dotenv(
         self, workspace: str, text: str, tags: list[str] | None = None, dry_run: bool = False
@@ -449,9 +468,12 @@ class ConsoleClient:
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/import/"
         return self._request("POST", path, {"dotenv": text, "tags": tags or [], "dry_run": dry_run}, unsafe=True)
 
-    def list_secrets(self, workspace: str, page: int = 1) -> dict[str, Any]:
-        """One page (50) of the metadata of the secrets you may see in `workspace`."""
-        return self._request("GET", f"/api/v1/workspaces/{_quote(workspace)}/secrets/?page={page}")
+    def list_secrets(self, workspace: str, page: int = 1, unread_days: int | None = None) -> dict[str, Any]:
+        """One page (50) of the metadata of the secrets you may see in `workspace` (with
+        `unread_days`, only those no runner has read in that many days)."""
+        parameters = {"page": page} if unread_days is None else {"page": page, "unread_days": unread_days}
+        query = urllib.parse.urlencode(parameters)
+        return self._request("GET", f"/api/v1/workspaces/{_quote(workspace)}/secrets/?{query}")
 
     def delete_secret(self, workspace: str, key: str) -> None:
         """Delete a secret (to change a value: delete it, then add it again)."""

@@ -174,6 +174,11 @@ class WorkspaceMismatch(AccessDenied):
     )
 
 
+class SecretExpired(AccessDenied):
+    code = "secret_expired"
+    default_message = "The secret has expired: runners may no longer read it."
+
+
 class RunnerSessionEnded(ConsoleError):
     """A runner presented the session of an execution that has finished or expired."""
 
@@ -200,14 +205,17 @@ class SecretsRefused(ConsoleError):
     def __init__(self, refused: dict[str, str]) -> None:
         self.refused = refused
         unknown = sorted(key for key, reason in refused.items() if reason == "secret_not_found")
-        denied = sorted(key for key, reason in refused.items() if reason != "secret_not_found")
+        expired = sorted(key for key, reason in refused.items() if reason == "secret_expired")
+        denied = sorted(key for key, reason in refused.items() if reason not in ("secret_not_found", "secret_expired"))
         parts = []
         if unknown:
             parts.append(f"unknown secret{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        if expired:
+            parts.append(f"expired: {', '.join(expired)}")
         if denied:
             parts.append(f"not allowed to use: {', '.join(denied)}")
-        self.code = "unknown_secrets" if not denied else "secrets_refused"
-        self.all_unknown = not denied
+        self.all_unknown = not denied and not expired
+        self.code = "unknown_secrets" if self.all_unknown else "secrets_refused"
         super().__init__("Nothing was resolved; " + "; ".join(parts) + ".")
 
     def details(self) -> dict[str, object]:

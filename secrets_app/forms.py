@@ -12,10 +12,17 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
 
 from . import crypto, dotenv
-from .models import AuditEvent, Role
-from .validators import SECRET_KEY_MAX_LENGTH, SECRET_VALUE_MAX_BYTES
+from .models import EXPIRED_SECRET_GRACE_MAX_DAYS, AuditEvent, Role
+from .validators import (
+    SECRET_KEY_MAX_LENGTH,
+    SECRET_VALUE_MAX_BYTES,
+    UNREAD_DAYS_MAX,
+    parse_secret_expiry,
+    parse_unread_days,
+)
 
 TAG_SEPARATORS = re.compile(r"[\s,]+")
 
@@ -69,6 +76,22 @@ class SecretCreateForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "team:ops env:prod", "autocomplete": "off"}),
         help_text="key or key:value (e.g. team:ops env:prod), separated by spaces or commas.",
     )
+    expires_at = forms.CharField(
+        required=False,
+        label="Expires",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        help_text="A date and time in the future, in the console's time zone ({tz}). After it, runners are "
+        "refused the value. It cannot be changed later.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["expires_at"]
+        field.help_text = field.help_text.format(tz=timezone.get_current_timezone_name())
+
+    def clean_expires_at(self) -> datetime.datetime | None:
+        text = self.cleaned_data["expires_at"]
+        return parse_secret_expiry(text) if text else None
 
     def clean_value(self) -> str:
         # Browsers submit every line break in a textarea as CRLF, whatever was pasted; the
@@ -193,6 +216,25 @@ class TagAddForm(forms.Form):
 class SecretFilterForm(forms.Form):
     tag = forms.CharField(required=False, label="Tag")
     q = forms.CharField(required=False, label="Key contains", max_length=SECRET_KEY_MAX_LENGTH)
+    unread_days = forms.CharField(
+        required=False,
+        label="Not read in (days)",
+        widget=forms.NumberInput(attrs={"min": 1, "max": UNREAD_DAYS_MAX, "id": "id_filter_unread_days"}),
+    )
+
+    def clean_unread_days(self) -> int | None:
+        text = self.cleaned_data["unread_days"]
+        return parse_unread_days(text) if text else None
+
+
+class WorkspaceSettingsForm(forms.Form):
+    expired_secret_grace_days = forms.IntegerField(
+        label="Grace for expired secrets (days)",
+        min_value=0,
+        max_value=EXPIRED_SECRET_GRACE_MAX_DAYS,
+        help_text="For this many days after a secret expires, runners may still read it (each read is noted "
+        "in the audit log). 0: an expired secret is refused at once.",
+    )
 
 
 # Days a filter may name: wide enough for any log, narrow enough that midnight of the day after

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import ipaddress
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -34,6 +37,10 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+# Longest grace a workspace may give its expired secrets.
+EXPIRED_SECRET_GRACE_MAX_DAYS = 365
+
+
 class Workspace(models.Model):
     class Kind(models.TextChoices):
         PERSONAL = "personal", "Personal"
@@ -51,6 +58,12 @@ class Workspace(models.Model):
         help_text="Set for personal workspaces only: the one user who can see it.",
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+    expired_secret_grace_days = models.PositiveSmallIntegerField(
+        "grace for expired secrets (days)",
+        default=0,
+        validators=[MaxValueValidator(EXPIRED_SECRET_GRACE_MAX_DAYS)],
+        help_text="Days after a secret's expiry during which runners may still read it (0: none).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -123,7 +136,52 @@ class TagGroupObjectPermission(GroupObjectPermissionBase):
         pass
 
 
-IMMUTABLE_SECRET_FIELDS = frozenset({"id", "workspace", "workspace_id", "key", "value", "key_id", "fingerprint"})
+IMMUTABLE_SECRET_FIELDS = frozenset(
+    {"id", "workspace", "workspace_id", "key", "value", "key_id", "fingerprint", "expires_at"}
+)
+
+# Fields whose value as loaded is remembered, so that `save()` can refuse a change to them.
+_REMEMBERED_SECRET_FIELDS = ("workspace_id", "key", "expires_at")
+
+
+class ExpiryState(enum.StrEnum):
+    """Where a secret stands against its expiry date."""
+
+    NONE = "none"  # no expiry date
+    ACTIVE = "active"
+    EXPIRING = "expiring"  # expires within the warning window (SECRET_EXPIRY_WARNING_DAYS)
+    GRACE = "grace"  # expired, but the workspace's grace has not run out
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """A secret's expiry as of `now`: its state, whole days left (negative once expired), and when
+    the workspace's grace ends."""
+
+    state: ExpiryState
+    expires_at: datetime.datetime | None = None
+    grace_ends_at: datetime.datetime | None = None
+    days_left: int | None = None
+
+    @property
+    def days_ago(self) -> int | None:
+        """Whole days since it expired."""
+        return None if self.days_left is None else -self.days_left
+
+    @classmethod
+    def of(cls, expires_at: datetime.datetime | None, *, grace_days: int, now: datetime.datetime) -> Expiry:
+        if expires_at is None:
+            return cls(ExpiryState.NONE)
+        grace_ends_at = expires_at + datetime.timedelta(days=grace_days)
+        if expires_at > now:
+            days_left = (expires_at - now).days
+            soon = days_left < settings.SECRET_EXPIRY_WARNING_DAYS
+            state = ExpiryState.EXPIRING if soon else ExpiryState.ACTIVE
+        else:
+            days_left = -((now - expires_at).days)
+            state = ExpiryState.GRACE if now < grace_ends_at else ExpiryState.EXPIRED
+        return cls(state, expires_at, grace_ends_at, days_left)
 
 
 class SecretQuerySet(models.QuerySet):
@@ -166,6 +224,9 @@ class Secret(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="After this, runners are refused the value (unless the workspace gives grace)."
+    )
 
     objects = SecretQuerySet.as_manager()
 
@@ -196,7 +257,14 @@ class Secret(models.Model):
         return instance
 
     def _remember_identity(self) -> None:
-        self._saved_identity = (self.__dict__.get("workspace_id"), self.__dict__.get("key"))
+        loaded = self.__dict__
+        self._saved_identity = {name: loaded[name] for name in _REMEMBERED_SECRET_FIELDS if name in loaded}
+
+    @property
+    def expiry(self) -> Expiry:
+        """The expiry as of now, under its workspace's grace (for pages and the API; the runner
+        read decides from the grace its own query read)."""
+        return Expiry.of(self.expires_at, grace_days=self.workspace.expired_secret_grace_days, now=timezone.now())
 
     def reveal_value(self) -> str:
         """Decrypt the value. Only the runner read path calls this; people never see values."""
@@ -210,11 +278,9 @@ class Secret(models.Model):
         return crypto.secret_associated_data(workspace_id=self.workspace_id, secret_id=self.id, key=self.key)
 
     def _refuse_identity_or_value_change(self) -> None:
-        saved_workspace_id, saved_key = getattr(self, "_saved_identity", (None, None))
+        saved = getattr(self, "_saved_identity", {})
         loaded = self.__dict__
-        if "key" in loaded and saved_key is not None and loaded["key"] != saved_key:
-            raise SecretImmutable()
-        if "workspace_id" in loaded and saved_workspace_id is not None and loaded["workspace_id"] != saved_workspace_id:
+        if any(name in loaded and loaded[name] != value for name, value in saved.items()):
             raise SecretImmutable()
         if isinstance(loaded.get("value"), str):
             raise SecretImmutable()
@@ -410,6 +476,7 @@ class AuditEvent(models.Model):
         SECRET_UNTAGGED = "secret.untagged", "Tag removed from secret"
         WORKSPACE_CREATED = "workspace.created", "Workspace created"
         WORKSPACE_RENAMED = "workspace.renamed", "Workspace renamed"
+        WORKSPACE_SETTINGS_CHANGED = "workspace.settings_changed", "Workspace settings changed"
         WORKSPACE_DELETED = "workspace.deleted", "Workspace deleted"
         TAG_DELETED = "tag.deleted", "Tag deleted"
         TAG_GRANTED = "tag.granted", "Tag permission granted"

@@ -18,13 +18,14 @@ from django.conf import settings
 from django.urls import URLPattern
 
 from . import errors
-from .models import Execution, Role, Workspace
+from .models import EXPIRED_SECRET_GRACE_MAX_DAYS, Execution, ExpiryState, Role, Workspace
 from .permissions import RUNNER_SESSION_ROUTES, TAG_PERMISSION_NAMES
 from .validators import (
     SECRET_KEY_MAX_LENGTH,
     SECRET_KEY_PATTERN,
     TAG_MAX_LENGTH,
     TAG_PATTERN,
+    UNREAD_DAYS_MAX,
     WORKFLOW_NAME_MAX_LENGTH,
     WORKFLOW_NAME_PATTERN,
 )
@@ -75,6 +76,12 @@ WORKFLOW_REFERENCE = {
 }
 TAG_PERMISSION = {"type": "string", "enum": list(TAG_PERMISSION_NAMES)}
 PERMISSIONS = {"type": "array", "items": TAG_PERMISSION, "minItems": 1}
+GRACE_DAYS = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": EXPIRED_SECRET_GRACE_MAX_DAYS,
+    "description": "Days after a secret's expiry during which runners may still read it.",
+}
 REDACT = {
     "type": "array",
     "items": STRING,
@@ -97,6 +104,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "nullable": True,
                 "description": "Your role; null for a superuser administering a team workspace.",
             },
+            "expired_secret_grace_days": GRACE_DAYS,
         }
     ),
     "WorkspaceList": _object({"workspaces": {"type": "array", "items": _ref("Workspace")}}),
@@ -108,8 +116,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "tags": {"type": "array", "items": TAG},
             "created_by": _nullable(USERNAME),
             "created_at": DATE_TIME,
+            "expires_at": _nullable(DATE_TIME),
+            "expiry": {"type": "string", "enum": [state.value for state in ExpiryState]},
             "last_read_at": _nullable(DATE_TIME),
             "last_read_by_workflow": _nullable(STRING),
+            "last_read_by_user": _nullable(USERNAME),
+            "last_read_execution": _nullable({"type": "string", "format": "uuid"}),
+            "reads_last_30_days": {"type": "integer", "minimum": 0},
             "same_value_as": {
                 "type": "array",
                 "items": SECRET_KEY,
@@ -306,9 +319,16 @@ SCHEMAS |= {
                 "description": "Unicode text without NUL, at most 64 KiB of UTF-8 (else 413 value_too_large).",
             },
             "tags": {"type": "array", "items": TAG},
+            "expires_at": _nullable(
+                {
+                    "type": "string",
+                    "description": "ISO 8601 date or date-time in the future; set only at creation.",
+                }
+            ),
         },
-        optional=("tags",),
+        optional=("tags", "expires_at"),
     ),
+    "WorkspaceSettings": _object({"expired_secret_grace_days": GRACE_DAYS}),
     "SecretTags": _object({"tags": {"type": "array", "items": TAG, "minItems": 1}}),
     "NewGrant": {
         "oneOf": [
@@ -429,16 +449,32 @@ OPERATIONS: dict[str, dict[str, dict[str, Any]]] = {
             "Create a team workspace you own", 201, "Workspace", errors=(409,), body=_json_body("NewWorkspace")
         ),
     },
+    "api-workspace": {
+        "get": _op("One workspace", 200, "Workspace", errors=(404,)),
+        "patch": _op(
+            "Change a workspace's settings (owners and admins)",
+            200,
+            "Workspace",
+            errors=(403, 404),
+            body=_json_body("WorkspaceSettings"),
+        ),
+    },
     "api-secrets": {
         "get": _op(
             "Metadata of the secrets you may see, sorted by key, 50 a page; never values",
             200,
             "SecretPage",
-            errors=(404,),
+            errors=(400, 404),
             query=(
                 PAGE,
                 {"name": "tag", "in": "query", "schema": STRING, "description": "Only secrets carrying this tag."},
                 {"name": "q", "in": "query", "schema": STRING, "description": "Only keys containing this text."},
+                {
+                    "name": "unread_days",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": UNREAD_DAYS_MAX},
+                    "description": "Only secrets no runner has read in this many days (never read included).",
+                },
             ),
         ),
         "post": _op("Add a secret", 201, "Secret", errors=(403, 404, 409), body=_json_body("NewSecret")),

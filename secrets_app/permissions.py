@@ -14,6 +14,8 @@ from guardian.shortcuts import get_objects_for_user
 
 from .errors import AccessDenied
 from .models import (
+    Expiry,
+    ExpiryState,
     Membership,
     Role,
     Secret,
@@ -40,6 +42,7 @@ class Action(enum.StrEnum):
     LAUNCH_EXECUTION = "launch_execution"
     MANAGE_EXECUTIONS = "manage_executions"
     DELETE_WORKSPACE = "delete_workspace"
+    CONFIGURE_WORKSPACE = "configure_workspace"
 
 
 _MEMBER_ACTIONS = frozenset(
@@ -60,6 +63,7 @@ _ADMIN_ACTIONS = _MEMBER_ACTIONS | {
     Action.VIEW_AUDIT,
     Action.MANAGE_EXECUTIONS,
     Action.FIND_SECRETS_BY_VALUE,
+    Action.CONFIGURE_WORKSPACE,
 }
 
 # The permission matrix (documented in the README): what each role may do in its workspace.
@@ -233,6 +237,12 @@ def secret_row_permission(user: Any, action: Action) -> Q:
     by_user_grant = Exists(TagUserObjectPermission.objects.filter(user_id=user.pk, **on_this_secret))
     by_group_grant = Exists(TagGroupObjectPermission.objects.filter(group__user=user.pk, **on_this_secret))
     return by_role | Q(by_user_grant) | Q(by_group_grant)
+
+
+def expiry_allows_use(expiry: Expiry) -> bool:
+    """May a runner still use a secret, as far as its expiry goes? Until it expires, and after that
+    while its workspace's grace lasts; never once the grace has run out."""
+    return expiry.state is not ExpiryState.EXPIRED
 
 
 def can_on_secret(user: Any, action: Action, secret: Secret) -> bool:

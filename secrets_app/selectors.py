@@ -27,6 +27,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -79,24 +80,47 @@ def personal_workspace_of(user: Any) -> Workspace:
     return workspace_for(user, Workspace.objects.only("slug").get(personal_owner=user).slug)
 
 
-def secrets_visible_to(user: Any, workspace: Workspace, *, tag: str = "", search: str = "") -> QuerySet[Secret]:
+# The Secrets list counts each secret's reads over this many days.
+RECENT_READS_DAYS = 30
+
+
+def secrets_visible_to(
+    user: Any, workspace: Workspace, *, tag: str = "", search: str = "", unread_days: int | None = None
+) -> QuerySet[Secret]:
     """Metadata of the secrets `user` may see in `workspace`, sorted by key; values never loaded.
 
-    Optionally only those carrying `tag`, or whose key contains `search`. Each row says
-    whether the caller may delete it (`caller_can_delete`).
+    Optionally only those carrying `tag`, whose key contains `search`, or that no runner has read in
+    the last `unread_days` days (never read included). Each row says whether the caller may delete
+    it (`caller_can_delete`) and how it was last used: when, by which workflow and execution, for
+    whom (`last_read_*`), and how many reads in the last RECENT_READS_DAYS days. All from the audit
+    log's (secret, action, time) index, as subqueries: the runner read writes nothing more for it.
     """
+    now = timezone.now()
     secrets = workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace))
     if tag:
         on_tag = SecretTag.objects.filter(secret=OuterRef("pk"), tag__name=tag)
         secrets = secrets.filter(Exists(on_tag)) if TAG_PATTERN.fullmatch(tag) else secrets.none()
     if search:
         secrets = secrets.filter(key__icontains=search) if "\x00" not in search else secrets.none()
-    reads = AuditEvent.objects.filter(secret_id=OuterRef("pk"), action=AuditEvent.Action.SECRET_READ).order_by("-id")
+    reads = AuditEvent.objects.filter(secret_id=OuterRef("pk"), action=AuditEvent.Action.SECRET_READ)
+    if unread_days is not None:
+        secrets = secrets.filter(~Exists(reads.filter(at__gte=now - datetime.timedelta(days=unread_days))))
+    last_read = reads.order_by("-at")
+    recent_reads = (
+        reads.filter(at__gte=now - datetime.timedelta(days=RECENT_READS_DAYS))
+        .order_by()
+        .values("secret_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
         secrets.annotate(
             caller_can_delete=permissions.secret_permission_annotation(user, Action.DELETE_SECRET, workspace),
-            last_read_at=Subquery(reads.values("at")[:1]),
-            last_read_by=Subquery(reads.values("detail__workflow")[:1]),
+            last_read_at=Subquery(last_read.values("at")[:1]),
+            last_read_workflow=Subquery(last_read.values("detail__workflow")[:1]),
+            last_read_execution=Subquery(last_read.values("execution_id")[:1]),
+            last_read_reader=Subquery(last_read.values("actor_username")[:1]),
+            recent_reads=Coalesce(Subquery(recent_reads), 0),
         )
         .defer("value")
         .select_related("created_by")
@@ -126,6 +150,22 @@ def with_same_value_keys(user: Any, workspace: Workspace, secrets: Any) -> list[
 
 def keys_holding_fingerprint(workspace: Workspace, fingerprint: str) -> list[str]:
     return list(workspace.secrets.filter(fingerprint=fingerprint).order_by("key").values_list("key", flat=True))
+
+
+def secrets_expiring(*, within_days: int, now: datetime.datetime, workspace_slug: str = "") -> QuerySet[Secret]:
+    """Secrets, in every workspace (or the one named), that expire within `within_days` days of
+    `now` or already have: metadata only, with their workspace and its owners (`owner_memberships`),
+    by workspace slug, expiry and key."""
+    secrets = Secret.objects.filter(expires_at__lte=now + datetime.timedelta(days=within_days))
+    if workspace_slug:
+        secrets = secrets.filter(workspace__slug=workspace_slug)
+    owners = Membership.objects.filter(role=Role.OWNER).select_related("user").order_by("user__username")
+    return (
+        secrets.defer("value")
+        .select_related("workspace")
+        .prefetch_related(Prefetch("workspace__memberships", queryset=owners, to_attr="owner_memberships"))
+        .order_by("workspace__slug", "expires_at", "key")
+    )
 
 
 def secret_for(user: Any, workspace: Workspace, key: str) -> Secret:
@@ -509,7 +549,9 @@ class _RunnerReadQuery:
         secrets = Secret.objects.filter(workspace_id=workspace_id, key__in=keys).annotate(
             usable=ExpressionWrapper(usable, BooleanField())
         )
-        columns = ["id", "workspace_id", "key", "value", "usable"]
+        # The expiry, and the grace its workspace gives, come in the same row: a join on the
+        # workspace's primary key, not another query.
+        columns = ["id", "workspace_id", "key", "value", "expires_at", "workspace__expired_secret_grace_days", "usable"]
         if execution_id is not None:
             live = Execution.objects.filter(pk=execution_id, status=Execution.Status.RUNNING, expires_at__gt=now)
             secrets = secrets.annotate(execution_live=Exists(live))
@@ -553,13 +595,14 @@ class _RunnerReadQuery:
 
     @staticmethod
     def _secret(row: tuple[Any, ...], is_local: bool) -> Secret:
-        secret_id, workspace_id, key, sealed, usable, *live = row
+        secret_id, workspace_id, key, sealed, expires_at, grace_days, usable, *live = row
         secret_id = secret_id if isinstance(secret_id, uuid.UUID) else uuid.UUID(secret_id)
         secret = Secret.from_db(
             connection.alias,
-            ["id", "workspace_id", "key", "value"],
-            [secret_id, workspace_id, key, SealedValue(sealed)],
+            ["id", "workspace_id", "key", "value", "expires_at"],
+            [secret_id, workspace_id, key, SealedValue(sealed), _aware_datetime(expires_at)],
         )
+        secret.grace_days = grace_days
         secret.usable = bool(usable)
         secret.execution_live = is_local or bool(live[0])
         return secret
@@ -582,6 +625,16 @@ def _db_datetime(value: datetime.datetime) -> Any:
     return Execution._meta.get_field("expires_at").get_db_prep_value(value, connection)
 
 
+def _aware_datetime(value: Any) -> datetime.datetime | None:
+    """A datetime column as a raw cursor gives it (SQLite: naive, or text), made aware as the ORM
+    would make it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return timezone.make_aware(value, connection.timezone) if timezone.is_naive(value) else value
+
+
 def _is_sentinel(param: Any, slots: dict[Any, str]) -> bool:
     return isinstance(param, (int, str, uuid.UUID, datetime.datetime)) and param in slots
 
@@ -591,8 +644,8 @@ _runner_read_query = _RunnerReadQuery()
 
 def secrets_for_runner(context: RunnerContext, keys: list[str]) -> list[Secret]:
     """The secrets named `keys` where this runner may look, each saying whether the reader may use
-    it (`usable`) and, for a runner session, whether its execution is still running
-    (`execution_live`): one query."""
+    it (`usable`), the grace its workspace gives once it expires (`grace_days`) and, for a runner
+    session, whether its execution is still running (`execution_live`): one query."""
     if context.lookup_workspace is None or not keys:
         return []
     return _runner_read_query.run(context, keys)

@@ -40,6 +40,7 @@ from .errors import (
     MemberNotFound,
     RunnerSessionEnded,
     SecretAlreadyExists,
+    SecretExpired,
     SecretNotFound,
     SecretsRefused,
     UserNotFound,
@@ -48,8 +49,11 @@ from .errors import (
     WorkspaceSlugTaken,
 )
 from .models import (
+    EXPIRED_SECRET_GRACE_MAX_DAYS,
     AuditEvent,
     Execution,
+    Expiry,
+    ExpiryState,
     Membership,
     Role,
     Secret,
@@ -68,6 +72,7 @@ from .validators import (
     TAG_PATTERN,
     json_contains_nul,
     printable_key,
+    validate_secret_expiry,
     validate_secret_key,
     validate_secret_value,
     validate_tag_name,
@@ -403,6 +408,33 @@ def rename_workspace(*, actor: Any, workspace: Workspace, name: str, ip_address:
         )
 
 
+def set_expired_secret_grace(*, actor: Any, workspace: Workspace, days: int, ip_address: str | None = None) -> None:
+    """Let runners read the workspace's expired secrets for `days` after their expiry (0: not at
+    all); takes effect on the next read."""
+    permissions.require(actor, Action.CONFIGURE_WORKSPACE, workspace)
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= EXPIRED_SECRET_GRACE_MAX_DAYS:
+        raise ValidationError(
+            {
+                "expired_secret_grace_days": [
+                    f"Give a whole number of days from 0 (no grace) to {EXPIRED_SECRET_GRACE_MAX_DAYS}."
+                ]
+            }
+        )
+    previous = Workspace.objects.values_list("expired_secret_grace_days", flat=True).get(pk=workspace.pk)
+    workspace.expired_secret_grace_days = days
+    if previous == days:
+        return
+    with transaction.atomic():
+        workspace.save(update_fields=["expired_secret_grace_days"])
+        record_event(
+            action=AuditEvent.Action.WORKSPACE_SETTINGS_CHANGED,
+            actor=actor,
+            workspace=workspace,
+            ip_address=ip_address,
+            detail={"expired_secret_grace_days": {"from": previous, "to": days}},
+        )
+
+
 def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None = None) -> None:
     """Delete a team workspace and everything in it (secrets, tags, grants)."""
     if workspace.is_personal:
@@ -535,7 +567,9 @@ def _attach_tags(*, actor: Any, secret: Secret, names: list[str]) -> list[str]:
     return attached
 
 
-def _validate_new_secret(key: str, value: str, tags: Iterable[str]) -> list[str]:
+def _validate_new_secret(
+    key: str, value: str, tags: Iterable[str], expires_at: datetime.datetime | None = None
+) -> list[str]:
     """Check one new secret's fields; return its clean tag names, or a ValidationError by field."""
     field_errors: dict[str, ValidationError] = {}
     tag_names: list[str] = []
@@ -551,6 +585,11 @@ def _validate_new_secret(key: str, value: str, tags: Iterable[str]) -> list[str]
         tag_names = _clean_tag_names(tags)
     except ValidationError as error:
         field_errors["tags"] = error
+    if expires_at is not None:
+        try:
+            validate_secret_expiry(expires_at, now=timezone.now())
+        except ValidationError as error:
+            field_errors["expires_at"] = error
     if field_errors:
         raise ValidationError(field_errors)
     return tag_names
@@ -596,7 +635,7 @@ def _write_new_secrets(
                     workspace=workspace,
                     secret=secret,
                     ip_address=ip_address,
-                    detail={"tags": names} if names else {},
+                    detail=_creation_detail(secret, names),
                 )
                 for secret, (_, _, names) in zip(secrets, entries, strict=True)
             ]
@@ -610,16 +649,28 @@ def _require_tagging_rights(actor: Any, workspace: Workspace, tag_names: list[st
         permissions.require_tagging(actor, workspace, selectors.tag_names_with_grants(workspace, tag_names))
 
 
+def _creation_detail(secret: Secret, tag_names: list[str]) -> dict[str, Any]:
+    detail: dict[str, Any] = {"tags": tag_names} if tag_names else {}
+    if secret.expires_at is not None:
+        detail["expires_at"] = secret.expires_at.astimezone(datetime.UTC).isoformat()
+    return detail
+
+
 @sensitive_variables()
 def _insert_secrets(
-    *, actor: Any, workspace: Workspace, entries: list[tuple[str, str, list[str]]], ip_address: str | None
+    *,
+    actor: Any,
+    workspace: Workspace,
+    entries: list[tuple[str, str, list[str]]],
+    ip_address: str | None,
+    expires_at: datetime.datetime | None = None,
 ) -> list[Secret]:
-    """Write validated (key, value, tag names) entries with their tags and audit events, all in
-    one transaction. Values are sealed as each row is written."""
+    """Write validated (key, value, tag names) entries, each expiring at `expires_at` if given, with
+    their tags and audit events, all in one transaction. Values are sealed as each row is written."""
     tag_names = sorted({name for _, _, names in entries for name in names})
     _require_tagging_rights(actor, workspace, tag_names)
     secrets = [
-        Secret(id=uuid.uuid4(), workspace=workspace, key=key, value=value, created_by=actor)
+        Secret(id=uuid.uuid4(), workspace=workspace, key=key, value=value, created_by=actor, expires_at=expires_at)
         for key, value, _ in entries
     ]
     # A key taken when we wrote is a conflict. If the row that took it is gone by the time we
@@ -654,14 +705,20 @@ def create_secret(
     key: str,
     value: str,
     tags: Iterable[str] = (),
+    expires_at: datetime.datetime | None = None,
     ip_address: str | None = None,
 ) -> Secret:
-    """Add a secret. The value is sealed before it is written and never returned."""
+    """Add a secret, optionally expiring at `expires_at` (a future moment; fixed once created). The
+    value is sealed before it is written and never returned."""
     permissions.require(actor, Action.CREATE_SECRET, workspace)
-    tag_names = _validate_new_secret(key, value, tags)
-    return _insert_secrets(actor=actor, workspace=workspace, entries=[(key, value, tag_names)], ip_address=ip_address)[
-        0
-    ]
+    tag_names = _validate_new_secret(key, value, tags, expires_at)
+    return _insert_secrets(
+        actor=actor,
+        workspace=workspace,
+        entries=[(key, value, tag_names)],
+        ip_address=ip_address,
+        expires_at=expires_at,
+    )[0]
 
 
 @sensitive_variables()
@@ -1247,6 +1304,7 @@ def read_secrets_for_runner(
     that write fails, this raises and no value leaves (Vault's rule).
     """
     found: dict[str, Secret] = {}
+    in_grace: set[str] = set()
     if context.workspace_mismatch:
         refused = dict.fromkeys(keys, "workspace_mismatch")
     else:
@@ -1261,6 +1319,12 @@ def read_secrets_for_runner(
                 refused[key] = "execution_finished"
             elif not secret.usable:
                 refused[key] = "permission_denied"
+            elif secret.expires_at is not None:
+                expiry = Expiry.of(secret.expires_at, grace_days=secret.grace_days, now=timezone.now())
+                if not permissions.expiry_allows_use(expiry):
+                    refused[key] = "secret_expired"
+                elif expiry.state is ExpiryState.GRACE:
+                    in_grace.add(key)
         if "permission_denied" in refused.values():
             # Off the hot path: someone who may not even see the secret is told it is not there.
             seen = selectors.keys_visible_to_runner(
@@ -1282,7 +1346,12 @@ def read_secrets_for_runner(
     record_events(
         [
             _runner_event(
-                context, action=AuditEvent.Action.SECRET_READ, key=key, secret=found[key], ip_address=ip_address
+                context,
+                action=AuditEvent.Action.SECRET_READ,
+                key=key,
+                secret=found[key],
+                ip_address=ip_address,
+                **({"expired_grace": True} if key in in_grace else {}),
             )
             for key in keys
         ]
@@ -1304,6 +1373,11 @@ def _refusal(refused: dict[str, str], *, template: bool) -> Exception:
             return SecretNotFound(f"No secret {key} that this run may read.")
         if reason == "undecryptable":
             return DecryptionFailed()
+        if reason == "secret_expired":
+            return SecretExpired(
+                f"Secret {key} has expired and its workspace's grace, if any, has run out: runners may no longer "
+                "read it. Delete it and add it again with a new value."
+            )
         return AccessDenied(f"The user who launched this run may not use secret {key}.")
     return SecretsRefused(refused)
 

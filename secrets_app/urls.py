@@ -48,6 +48,7 @@ ui_patterns = [
     path("settings/executions/<str:execution_id>/finish/", views.execution_finish, name="execution-finish"),
     path(f"{developer}/activity/", views.activity_page, name="activity"),
     path(f"{developer}/activity.<str:export_format>", views.activity_export, name="activity-export"),
+    path(f"{developer}/settings/", views.workspace_settings_page, name="workspace-settings"),
     path(f"{developer}/members/", views.members_page, name="members"),
     path(f"{developer}/members/<str:username>/", views.member_change, name="member-change"),
 ]
@@ -61,6 +62,7 @@ api_patterns = [
     path("api/v1/sessions/revoke-others/", api.user_sessions_revoke_others, name="api-user-sessions-revoke-others"),
     path("api/v1/sessions/<str:session_id>/", api.user_session, name="api-user-session"),
     path("api/v1/workspaces/", api.workspaces, name="api-workspaces"),
+    path("api/v1/workspaces/<slug:slug>/", api.workspace, name="api-workspace"),
     path("api/v1/workspaces/<slug:slug>/secrets/", api.secrets, name="api-secrets"),
     # Before the secret "import" itself, whose other methods it hands on (see api.secrets_import_or_secret).
     path("api/v1/workspaces/<slug:slug>/secrets/import/", api.secrets_import_or_secret, name="api-secrets-import"),

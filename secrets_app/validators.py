@@ -1,8 +1,10 @@
 """Formats of keys, values, tags and slugs; each rule is written once, here."""
 
+import datetime
 import re
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 SECRET_KEY_MAX_LENGTH = 128
 SECRET_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -46,6 +48,50 @@ def validate_secret_value(value: str) -> None:
             f"The value is {size} bytes; the limit is {SECRET_VALUE_MAX_BYTES} bytes (64 KiB).",
             code="value_too_large",
         )
+
+
+# Far enough for any real expiry, near enough that adding a workspace's grace stays a valid date.
+SECRET_EXPIRY_BEFORE = datetime.datetime(9000, 1, 1, tzinfo=datetime.UTC)
+EXPIRY_FORMAT_MESSAGE = (
+    "Enter the expiry as an ISO 8601 date (2030-01-31) or date and time (2030-01-31T18:00, with an optional "
+    "offset such as +02:00 or Z)."
+)
+
+
+def parse_secret_expiry(text: str) -> datetime.datetime:
+    """An expiry as typed or sent: an ISO 8601 date (the midnight starting it) or date and time;
+    without an offset, in the site's time zone."""
+    if not isinstance(text, str):
+        raise ValidationError(EXPIRY_FORMAT_MESSAGE, code="invalid_expiry")
+    try:
+        parsed = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(EXPIRY_FORMAT_MESSAGE, code="invalid_expiry") from None
+    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+
+
+def validate_secret_expiry(expires_at: datetime.datetime, *, now: datetime.datetime) -> None:
+    """Expiry: a moment in the future (secrets are immutable, so it is set once, at creation)."""
+    if not isinstance(expires_at, datetime.datetime) or timezone.is_naive(expires_at):
+        raise ValidationError(EXPIRY_FORMAT_MESSAGE, code="invalid_expiry")
+    if expires_at <= now:
+        shown = timezone.localtime(expires_at).strftime("%Y-%m-%d %H:%M %Z")
+        raise ValidationError(f"The expiry must be in the future; {shown} has passed.", code="expiry_in_past")
+    if expires_at >= SECRET_EXPIRY_BEFORE:
+        raise ValidationError("The expiry must be before the year 9000.", code="expiry_too_far")
+
+
+UNREAD_DAYS_MAX = 3650
+
+
+def parse_unread_days(text: str) -> int:
+    """The "not read in N days" filter: N, a whole number of days from 1 to 3650."""
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or not 1 <= int(text) <= UNREAD_DAYS_MAX:
+        raise ValidationError(
+            f"Give a whole number of days from 1 to {UNREAD_DAYS_MAX}, not {text[:20]!r}.",
+            code="invalid_days",
+        )
+    return int(text)
 
 
 def validate_tag_name(name: str) -> None:

@@ -43,6 +43,7 @@ from .forms import (
     ValueLookupForm,
     WorkflowRegisterForm,
     WorkspaceCreateForm,
+    WorkspaceSettingsForm,
     seal_pending_import,
 )
 from .http import client_ip, is_api_request
@@ -222,6 +223,7 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
                     key=form.cleaned_data["key"],
                     value=form.cleaned_data["value"],
                     tags=form.tag_names(),
+                    expires_at=form.cleaned_data["expires_at"],
                     ip_address=client_ip(request),
                 )
             except (ValidationError, errors.ConsoleError) as error:
@@ -233,13 +235,18 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         form.data = form.data.copy()
         form.data["value"] = ""
     filters = SecretFilterForm(request.GET)
-    filters.is_valid()
-    active_filters = {name: value for name, value in filters.cleaned_data.items() if value}
-    secrets = selectors.secrets_visible_to(
-        request.user, workspace, tag=active_filters.get("tag", ""), search=active_filters.get("q", "")
-    )
-    page = selectors.paginate(secrets, request.GET.get("page"))
-    page.object_list = selectors.with_same_value_keys(request.user, workspace, page.object_list)
+    page, active_filters = None, {}
+    if filters.is_valid():
+        active_filters = {name: value for name, value in filters.cleaned_data.items() if value}
+        secrets = selectors.secrets_visible_to(
+            request.user,
+            workspace,
+            tag=active_filters.get("tag", ""),
+            search=active_filters.get("q", ""),
+            unread_days=active_filters.get("unread_days"),
+        )
+        page = selectors.paginate(secrets, request.GET.get("page"))
+        page.object_list = selectors.with_same_value_keys(request.user, workspace, page.object_list)
     context = _developer_context(
         request,
         workspace,
@@ -251,7 +258,7 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         filter_query=urlencode(active_filters),
         tags=selectors.tags_visible_to(request.user, workspace),
     )
-    return render(request, "developer/secrets.html", context)
+    return render(request, "developer/secrets.html", context, status=400 if filters.errors else 200)
 
 
 # Importing a .env file: paste or upload, preview, confirm.
@@ -587,6 +594,32 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Workspace {workspace.name} created; you are its owner.")
             return redirect("secrets", slug=workspace.slug)
     return render(request, "developer/workspace_new.html", {"form": form, "section": "new-workspace"})
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def workspace_settings_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The workspace's settings: how long runners may still read an expired secret."""
+    workspace = selectors.workspace_for(request.user, slug)
+    permissions.require(request.user, Action.CONFIGURE_WORKSPACE, workspace)
+    form = WorkspaceSettingsForm(
+        request.POST or None, initial={"expired_secret_grace_days": workspace.expired_secret_grace_days}
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_expired_secret_grace(
+                actor=request.user,
+                workspace=workspace,
+                days=form.cleaned_data["expired_secret_grace_days"],
+                ip_address=client_ip(request),
+            )
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, "Workspace settings saved.")
+            return redirect("workspace-settings", slug=workspace.slug)
+    context = _developer_context(request, workspace, "workspace-settings", form=form)
+    return render(request, "developer/workspace_settings.html", context, status=400 if form.errors else 200)
 
 
 @console_view

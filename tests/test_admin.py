@@ -123,7 +123,7 @@ def test_a_workspace_without_an_owner_is_refused_in_the_admin(root_client, alice
 
 def test_demoting_the_last_owner_in_the_admin_is_refused(root_client, team, alice):
     membership = Membership.objects.get(workspace=team, user=alice)
-    data = {"name": "Team"}
+    data = {"name": "Team", "expired_secret_grace_days": 0}
     data.update(
         inline_data(
             "memberships", [{"id": membership.pk, "workspace": team.pk, "user": alice.pk, "role": "admin"}], initial=1
@@ -136,7 +136,7 @@ def test_demoting_the_last_owner_in_the_admin_is_refused(root_client, team, alic
 
 def test_adding_a_member_and_renaming_in_the_admin_is_audited(root_client, team, alice, bob):
     membership = Membership.objects.get(workspace=team, user=alice)
-    data = {"name": "Team renamed"}
+    data = {"name": "Team renamed", "expired_secret_grace_days": 0}
     rows = [
         {"id": membership.pk, "workspace": team.pk, "user": alice.pk, "role": "owner"},
         {"workspace": team.pk, "user": bob.pk, "role": "viewer"},

@@ -83,15 +83,27 @@ def test_workspaces_lists_the_callers_workspaces_with_roles(alice_api, team, bob
     services.create_team_workspace(actor=bob, name="Bob's team", slug="bobs-team")
     body = alice_api.get("/api/v1/workspaces/").json()
     assert body["workspaces"] == [
-        {"slug": "alice", "name": "alice (personal)", "kind": "personal", "role": "owner"},
-        {"slug": "team", "name": "Team", "kind": "team", "role": "owner"},
+        {
+            "slug": "alice",
+            "name": "alice (personal)",
+            "kind": "personal",
+            "role": "owner",
+            "expired_secret_grace_days": 0,
+        },
+        {"slug": "team", "name": "Team", "kind": "team", "role": "owner", "expired_secret_grace_days": 0},
     ]
 
 
 def test_creating_a_team_workspace_makes_the_caller_owner(alice_api):
     response = alice_api.post("/api/v1/workspaces/", {"slug": "ops", "name": "Ops"})
     assert response.status_code == 201
-    assert response.json() == {"slug": "ops", "name": "Ops", "kind": "team", "role": "owner"}
+    assert response.json() == {
+        "slug": "ops",
+        "name": "Ops",
+        "kind": "team",
+        "role": "owner",
+        "expired_secret_grace_days": 0,
+    }
 
 
 def test_creating_a_workspace_with_a_taken_slug_is_409(alice_api, team):
@@ -120,9 +132,14 @@ def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
         "tags",
         "created_by",
         "created_at",
+        "expires_at",
+        "expiry",
         "last_read_at",
         "last_read_by_workflow",
         "same_value_as",
+        "last_read_by_user",
+        "last_read_execution",
+        "reads_last_30_days",
     }
     assert body["secrets"][0]["tags"] == ["env:prod"] and body["secrets"][0]["created_by"] == "alice"
     assert body["count"] == 3 and body["page"] == 1 and body["pages"] == 1

@@ -275,7 +275,7 @@ def test_runner_operations_with_a_runner_session(case: Any, seeded: Seeded) -> N
 VALID_BODIES: dict[str, Any] = {
     "post-session": {"username": "alice", "password": PASSWORD},
     "post-workspaces": {"slug": "swept", "name": "Swept"},
-    "post-secrets": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"]},
+    "post-secrets": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"], "expires_at": "2099-01-01"},
     "post-secret-tags": {"tags": ["env:swept"]},
     "post-tag-grants": {"user": "bob", "permissions": ["view"]},
     "post-workflows": {"name": "swept", "definition": {"step": {"token": "${workflow.secrets.API_KEY}"}}},
@@ -283,6 +283,7 @@ VALID_BODIES: dict[str, Any] = {
     "post-runner-resolve": {"token": "${workflow.secrets.API_KEY}", "list": ["text"]},
     "post-secrets-import": {"dotenv": "SWEPT_IMPORT=swept-value\n", "tags": ["env:swept"], "dry_run": True},
     "post-value-lookup": {"value": "swept-value"},
+    "patch-workspace": {"expired_secret_grace_days": 1},
 }
 
 
