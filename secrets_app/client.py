@@ -468,6 +468,12 @@ class ConsoleClient:
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/import/"
         return self._request("POST", path, {"dotenv": text, "tags": tags or [], "dry_run": dry_run}, unsafe=True)
 
+    def find_value(self, workspace: str, value: str) -> list[str]:
+        """Workspace owners and admins: the keys of `workspace`'s secrets that hold `value` (the
+        search is audited; only key names come back)."""
+        path = f"/api/v1/workspaces/{_quote(workspace)}/value-lookup/"
+        return self._request("POST", path, {"value": value}, unsafe=True)["keys"]
+
     def list_secrets(self, workspace: str, page: int = 1, unread_days: int | None = None) -> dict[str, Any]:
         """One page (50) of the metadata of the secrets you may see in `workspace` (with
         `unread_days`, only those no runner has read in that many days)."""

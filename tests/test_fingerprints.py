@@ -160,3 +160,20 @@ def test_the_migration_fingerprints_values_stored_before_it(alice, team):
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
     assert set(Secret.objects.filter(key__startswith="OLD_").values_list("fingerprint", flat=True)) == {expected}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_finds_a_value_and_sees_the_same_value_flags(live_server, settings, alice, twins):
+    from secrets_app.client import ClientError, ConsoleClient
+    from tests.conftest import PASSWORD
+
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    console = ConsoleClient(live_server.url)
+    console.login("alice", PASSWORD)
+    assert console.find_value("team", SHARED) == ["DB_PASSWORD", "PG_PASS"]
+    assert console.find_value("team", "not stored") == []
+    listed = {s["key"]: s["same_value_as"] for s in console.list_secrets("team")["secrets"]}
+    assert listed["DB_PASSWORD"] == ["PG_PASS"]
+    with pytest.raises(ClientError) as refused:
+        console.find_value("team", "")
+    assert refused.value.status == 400
