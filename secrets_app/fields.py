@@ -79,7 +79,26 @@ class EncryptedTextField(models.BinaryField):
         return SERIALIZED_PREFIX + base64.b64encode(stored).decode("ascii")
 
 
-class SealingKeyIdField(models.CharField):
+class _DerivedFromSealedField(models.CharField):
+    """A column derived from `sealed_field` as that field seals its value on a write."""
+
+    def __init__(self, *args: Any, sealed_field: str = "value", **kwargs: Any) -> None:
+        self.sealed_field = sealed_field
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["sealed_field"] = self.sealed_field
+        return name, path, args, kwargs
+
+    def seal(self, model_instance: models.Model, add: bool) -> Any:
+        """The sealed bytes. Sealing is idempotent: whichever field is saved first, the value field
+        seals once (setting the fingerprint as it does) and then hands back the same bytes."""
+        return model_instance._meta.get_field(self.sealed_field).pre_save(model_instance, add)
+
+
+class SealingKeyIdField(_DerivedFromSealedField):
     """The id of the key that sealed `sealed_field`, copied out of its header on every write.
 
     Key rotation finds the rows still sealed under an older key through this indexed column
@@ -87,40 +106,23 @@ class SealingKeyIdField(models.CharField):
     sealed bytes as they are written, and only `SecretQuerySet.reseal` writes both together.
     """
 
-    def __init__(self, *args: Any, sealed_field: str = "value", **kwargs: Any) -> None:
-        self.sealed_field = sealed_field
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 32)
-        kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> Any:
-        name, path, args, kwargs = super().deconstruct()
-        kwargs["sealed_field"] = self.sealed_field
-        return name, path, args, kwargs
-
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
-        # Sealing is idempotent: the value field seals once and then hands back the same bytes.
-        sealed = model_instance._meta.get_field(self.sealed_field).pre_save(model_instance, add)
-        key_id = crypto.sealed_key_id(sealed)
+        key_id = crypto.sealed_key_id(self.seal(model_instance, add))
         setattr(model_instance, self.attname, key_id)
         return key_id
 
 
-class SealedValueFingerprintField(models.CharField):
+class SealedValueFingerprintField(_DerivedFromSealedField):
     """The keyed fingerprint of `sealed_field`'s plaintext, set as that field seals it."""
 
-    def __init__(self, *args: Any, sealed_field: str = "value", **kwargs: Any) -> None:
-        self.sealed_field = sealed_field
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 64)
-        kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> Any:
-        name, path, args, kwargs = super().deconstruct()
-        kwargs["sealed_field"] = self.sealed_field
-        return name, path, args, kwargs
-
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
-        # Whichever field is saved first, sealing happens once and sets the fingerprint.
-        model_instance._meta.get_field(self.sealed_field).pre_save(model_instance, add)
+        self.seal(model_instance, add)
         return getattr(model_instance, self.attname)
