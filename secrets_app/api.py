@@ -425,10 +425,9 @@ def secret(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         response["Allow"] = "GET, DELETE"
         return response
     workspace = selectors.workspace_for(request.user, slug)
-    found = selectors.secret_for(request.user, workspace, key)
     if request.method == "GET":
-        (found,) = selectors.with_same_value_keys(request.user, workspace, [found])
-        return JsonResponse(secret_json(found))
+        return JsonResponse(secret_json(_secret_for(request.user, workspace, key)))
+    found = selectors.secret_for(request.user, workspace, key)
     services.delete_secret(actor=request.user, secret=found, ip_address=client_ip(request))
     return HttpResponse(status=204)
 
