@@ -124,6 +124,19 @@ def bob_api(bob: Any) -> JsonClient:
     return client
 
 
+def migrate_to(target: tuple[str, str] | None = None) -> Any:
+    """Migrate the test database to `target` (app label, migration name) or, by default, to the
+    latest migrations; answers the models as they stand there. A migration test must end at the
+    latest, or the tests after it run on an old schema."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    targets = [target] if target else executor.loader.graph.leaf_nodes()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
 def error_of(response: Any) -> tuple[int, str]:
     """(status, error code) of a JSON error answer."""
     return response.status_code, response.json()["error"]["code"]

@@ -11,6 +11,7 @@ from django.db import connection, models, transaction
 
 from secrets_app import services
 from secrets_app.models import AuditEvent
+from tests.conftest import migrate_to
 from tests.test_runners import DEFINITION, launch, read, runner_client
 
 pytestmark = pytest.mark.django_db
@@ -175,12 +176,7 @@ def test_the_app_never_updates_or_deletes_events(history):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_links_events_written_before_the_chain_existed():
-    from django.db.migrations.executor import MigrationExecutor
-
-    before, after = [("secrets_app", "0007_audit_action_exported")], [("secrets_app", "0008_audit_chain")]
-    executor = MigrationExecutor(connection)
-    executor.migrate(before)
-    old_event = executor.loader.project_state(before).apps.get_model("secrets_app", "AuditEvent")
+    old_event = migrate_to(("secrets_app", "0007_audit_action_exported")).get_model("secrets_app", "AuditEvent")
     for number in range(5):
         old_event.objects.create(
             action="secret.created",
@@ -188,12 +184,7 @@ def test_the_migration_links_events_written_before_the_chain_existed():
             ip_address="2001:db8:0:0:0:0:0:1",
             detail={"tags": ["b", "a"], "z": 1},
         )
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(after)
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_to()  # through 0008_audit_chain
 
     linked = list(AuditEvent.objects.order_by("id"))
     assert [event.chain_seq for event in linked] == [1, 2, 3, 4, 5]

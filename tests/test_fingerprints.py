@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from secrets_app import crypto, services
 from secrets_app.models import AuditEvent, Role, Secret
-from tests.conftest import error_of, signed_in_client
+from tests.conftest import error_of, migrate_to, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -145,20 +145,11 @@ def test_rotation_keeps_fingerprints_and_they_are_immutable(alice, twins, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fingerprints_values_stored_before_it(alice, team):
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-
     services.create_secret(actor=alice, workspace=team, key="OLD_ONE", value=SHARED)
     services.create_secret(actor=alice, workspace=team, key="OLD_TWO", value=SHARED)
     expected = Secret.objects.get(key="OLD_ONE").fingerprint
-    before, after = [("secrets_app", "0010_audit_action_sessions")], [("secrets_app", "0011_value_fingerprint")]
-    MigrationExecutor(connection).migrate(before)
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(after)
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_to(("secrets_app", "0010_audit_action_sessions"))  # before fingerprints: the column goes
+    migrate_to()  # through 0011_value_fingerprint
     assert set(Secret.objects.filter(key__startswith="OLD_").values_list("fingerprint", flat=True)) == {expected}
 
 

@@ -19,7 +19,7 @@ from secrets_app import permissions, services
 from secrets_app.errors import AccessDenied
 from secrets_app.middleware import SessionActivityMiddleware
 from secrets_app.models import AuditEvent, Execution, UserSession
-from tests.conftest import PASSWORD, JsonClient, error_of, signed_in_client
+from tests.conftest import PASSWORD, JsonClient, error_of, migrate_to, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -458,7 +458,6 @@ def test_the_last_use_is_written_again_once_the_interval_has_passed(alice, monke
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_registers_the_sessions_signed_in_before_it(alice, team, workflow):
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.db.migrations.executor import MigrationExecutor
 
     store = import_module(settings.SESSION_ENGINE).SessionStore
 
@@ -473,9 +472,7 @@ def test_the_migration_registers_the_sessions_signed_in_before_it(alice, team, w
         BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
         HASH_SESSION_KEY: alice.get_session_auth_hash(),
     }
-    before, latest = [("secrets_app", "0008_audit_chain")], [("secrets_app", "0009_sessions")]
-    executor = MigrationExecutor(connection)
-    executor.migrate(before)
+    migrate_to(("secrets_app", "0008_audit_chain"))  # before the session registry
     try:
         browser_key = stored_session(**signed_in)
         anonymous_key = stored_session(some="thing")
@@ -494,7 +491,7 @@ def test_the_migration_registers_the_sessions_signed_in_before_it(alice, team, w
         expired_key = stored_session(**signed_in)
         expire(expired_key)
     finally:
-        MigrationExecutor(connection).migrate(latest)
+        migrate_to()  # through 0009_sessions, and back to the latest schema
     rows = {row.session_key: row for row in UserSession.objects.all()}
     assert set(rows) == {browser_key, running.runner_session_key}
     assert not {anonymous_key, expired_key, ended_run_key} & set(rows)
