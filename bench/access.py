@@ -69,9 +69,11 @@ def main() -> None:
     database = setup_django()
     from django.test import Client
 
-    from secrets_app import permissions, selectors
+    from secrets_app import permissions
     from secrets_app.management.commands.seed_workspace import seed_workspace
     from secrets_app.permissions import Action
+    from secrets_app.selectors.secrets import secrets_visible_to
+    from secrets_app.selectors.workspaces import workspace_for
 
     print(f"Access-control growth on {database}: median of {REPEAT} runs, in-process test client")
     columns = ("member page", "grantee page", "list API", "access check")
@@ -88,8 +90,8 @@ def main() -> None:
         member_client, grantee_client = Client(), Client()
         member_client.force_login(seeded.owner)
         grantee_client.force_login(grantee)
-        workspace = selectors.workspace_for(grantee, slug)
-        reachable = selectors.secrets_visible_to(grantee, workspace).first()
+        workspace = workspace_for(grantee, slug)
+        reachable = secrets_visible_to(grantee, workspace).first()
         assert reachable is not None, "the grantee should reach some secrets"
 
         page, api = f"/settings/developer/{slug}/secrets/", f"/api/v1/workspaces/{slug}/secrets/"

@@ -82,14 +82,14 @@ def _launch_and_count(seeded: object) -> dict[str, object]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from secrets_app import services
+    from secrets_app.services.runs import launch_execution, register_workflow
 
     workspace, owner = seeded.workspace, seeded.owner
     key = "SECRET_004242"
-    workflow = services.register_workflow(
+    workflow = register_workflow(
         actor=owner, workspace=workspace, name="bench", definition={"token": f"${{workflow.secrets.{key}}}"}
     )
-    _, session_key = services.launch_execution(actor=owner, workspace=workspace, workflow=workflow)
+    _, session_key = launch_execution(actor=owner, workspace=workspace, workflow=workflow)
     runner = Client()
     runner.cookies[settings.SESSION_COOKIE_NAME] = session_key
     path = f"/api/v1/runner/secrets/{key}/"
@@ -277,7 +277,7 @@ def report(results: dict[str, dict], options: argparse.Namespace) -> None:
                 f"{read.requests_per_second / ping.requests_per_second:>5.2f} | {result['queries']:>12}"
             )
     print()
-    print("Seeding through the service layer (services.import_secrets, batches of 2,000; 200 tags):")
+    print("Seeding through the service layer (services.secrets.import_secrets, batches of 2,000; 200 tags):")
     for name, result in results.items():
         for size, seeded in result["seeds"].items():
             print(

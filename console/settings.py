@@ -146,7 +146,7 @@ RUNNER_SESSION_MAX_AGE = env.int("RUNNER_SESSION_MAX_AGE", default=12 * 60 * 60)
 # Secrets expiring within this many days carry an "expires in N days" badge in the list.
 SECRET_EXPIRY_WARNING_DAYS = env.int("SECRET_EXPIRY_WARNING_DAYS", default=7)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-CSRF_FAILURE_VIEW = "secrets_app.views.csrf_failure"
+CSRF_FAILURE_VIEW = "secrets_app.views.errors.csrf_failure"
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -195,7 +195,7 @@ AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "secrets_app.http.client_ip"
-AXES_LOCKOUT_CALLABLE = "secrets_app.views.sign_in_locked_out"
+AXES_LOCKOUT_CALLABLE = "secrets_app.views.errors.sign_in_locked_out"
 AXES_SENSITIVE_PARAMETERS = ["password"]
 if DEBUG:
     # axes.W001 warns that a per-process cache does not share counts between servers; the DEBUG

@@ -9,7 +9,7 @@ urlpatterns = [
     path("", include("secrets_app.urls")),
 ]
 
-handler400 = "secrets_app.views.bad_request"
-handler403 = "secrets_app.views.permission_denied"
-handler404 = "secrets_app.views.page_not_found"
-handler500 = "secrets_app.views.server_error"
+handler400 = "secrets_app.views.errors.bad_request"
+handler403 = "secrets_app.views.errors.permission_denied"
+handler404 = "secrets_app.views.errors.page_not_found"
+handler500 = "secrets_app.views.errors.server_error"

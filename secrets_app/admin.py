@@ -16,7 +16,19 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest
 from guardian.admin import AdminGroupObjectPermissionsForm, AdminUserObjectPermissionsForm, GuardedModelAdmin
 
-from . import errors, permissions, services
+from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
+from secrets_app.services.secrets import delete_secret
+from secrets_app.services.workspaces import (
+    add_member,
+    change_member_role,
+    create_team_workspace,
+    delete_workspace,
+    remove_member,
+    rename_workspace,
+    set_expired_secret_grace,
+)
+
+from . import errors, permissions
 from .http import client_ip
 from .models import (
     AuditEvent,
@@ -137,16 +149,16 @@ class WorkspaceAdmin(ConsoleModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Workspace, form: Any, change: bool) -> None:
         if change:
-            services.rename_workspace(actor=request.user, workspace=obj, name=obj.name, ip_address=client_ip(request))
+            rename_workspace(actor=request.user, workspace=obj, name=obj.name, ip_address=client_ip(request))
             if "expired_secret_grace_days" in form.changed_data:
-                services.set_expired_secret_grace(
+                set_expired_secret_grace(
                     actor=request.user,
                     workspace=obj,
                     days=obj.expired_secret_grace_days,
                     ip_address=client_ip(request),
                 )
             return
-        created = services.create_team_workspace(
+        created = create_team_workspace(
             actor=request.user, name=obj.name, slug=obj.slug, owner=None, ip_address=client_ip(request)
         )
         # The inline formsets are bound to `obj`: make it the row the service created.
@@ -160,7 +172,7 @@ class WorkspaceAdmin(ConsoleModelAdmin):
         formset.save(commit=False)
         # Adds and promotions first, removals last: the workspace keeps an owner at every step.
         for membership in formset.new_objects:
-            services.add_member(
+            add_member(
                 actor=request.user,
                 workspace=workspace,
                 username=membership.user.username,
@@ -169,7 +181,7 @@ class WorkspaceAdmin(ConsoleModelAdmin):
             )
         changed = sorted(formset.changed_objects, key=lambda pair: pair[0].role != Role.OWNER)
         for membership, _ in changed:
-            services.change_member_role(
+            change_member_role(
                 actor=request.user,
                 workspace=workspace,
                 username=membership.user.username,
@@ -177,12 +189,10 @@ class WorkspaceAdmin(ConsoleModelAdmin):
                 ip_address=ip,
             )
         for membership in formset.deleted_objects:
-            services.remove_member(
-                actor=request.user, workspace=workspace, username=membership.user.username, ip_address=ip
-            )
+            remove_member(actor=request.user, workspace=workspace, username=membership.user.username, ip_address=ip)
 
     def delete_model(self, request: HttpRequest, obj: Workspace) -> None:
-        services.delete_workspace(actor=request.user, workspace=obj, ip_address=client_ip(request))
+        delete_workspace(actor=request.user, workspace=obj, ip_address=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for workspace in queryset:
@@ -215,7 +225,7 @@ class AuditedTagPermissionsMixin:
             {"username": grantee.get_username()} if self.grantee_kind == "user" else {"group_name": grantee.name}
         )
         if wanted - held:
-            services.grant_tag_permissions(
+            grant_tag_permissions(
                 actor=self.request.user,
                 workspace=tag.workspace,
                 tag_name=tag.name,
@@ -227,7 +237,7 @@ class AuditedTagPermissionsMixin:
             row = self.grant_model.objects.get(
                 **{self.grantee_kind: grantee}, content_object=tag, permission__codename=codename
             )
-            services.revoke_tag_grant(
+            revoke_tag_grant(
                 actor=self.request.user,
                 workspace=tag.workspace,
                 grant_id=f"{self.grantee_kind}-{row.pk}",
@@ -288,7 +298,7 @@ class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
         return functools.partial(AuditedGroupTagPermissionsForm, request=request)
 
     def delete_model(self, request: HttpRequest, obj: Tag) -> None:
-        services.delete_tag(actor=request.user, tag=obj, ip_address=client_ip(request))
+        delete_tag(actor=request.user, tag=obj, ip_address=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for tag in queryset:
@@ -331,7 +341,7 @@ class SecretAdmin(ConsoleModelAdmin):
         return self.allows(request, Action.DELETE_SECRET, obj)
 
     def delete_model(self, request: HttpRequest, obj: Secret) -> None:
-        services.delete_secret(actor=request.user, secret=obj, ip_address=client_ip(request))
+        delete_secret(actor=request.user, secret=obj, ip_address=client_ip(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for secret in queryset:

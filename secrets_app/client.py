@@ -24,29 +24,30 @@ log records:
     logging.basicConfig(level=logging.INFO)
     install_log_masking()  # or handler.addFilter(SecretMaskingFilter()) on each handler
 
-This module also holds the placeholder grammar, `${workflow.secrets.NAME}`, and `redaction_forms`,
-which the console uses too, so client and server read templates and compute forms the same way.
+The placeholder grammar (`secrets_app.placeholders`) and the forms to mask (`secrets_app.redaction`)
+are modules of their own, standard library only, which the console uses too: client and server
+read templates and compute forms the same way.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import getpass
 import http.cookiejar
 import json
 import logging
 import os
-import re
 import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from secrets_app.placeholders import placeholders_in, substitute
+from secrets_app.redaction import SecretMaskingFilter, install_log_masking, mask, redaction_forms, remember
 
 __all__ = [
     "AccessDenied",
@@ -70,199 +71,11 @@ __all__ = [
 
 logger = logging.getLogger("secrets_console.client")
 
-# ${workflow.secrets.NAME}, NAME being a secret key. Lookalikes ($workflow.secrets.X,
-# ${workflow.secret.X}, ${ workflow.secrets.X }) are not placeholders and are left alone.
-PLACEHOLDER = re.compile(r"\$\{workflow\.secrets\.([A-Za-z_][A-Za-z0-9_.-]{0,127})\}")
 LOCAL_SECRETS_FLAG = "CONSOLE_USE_LOCAL_SECRETS"
 LOCAL_SECRET_PREFIX = "CONSOLE__SECRETS__"
 SESSION_COOKIE = "sessionid"
 CSRF_COOKIE = "csrftoken"
 TIMEOUT_SECONDS = 30
-
-
-# The placeholder grammar
-
-
-def _strings_in(document: Any) -> list[str]:
-    """Every string value in a JSON document (dictionary keys are not templates)."""
-    found, pending = [], [document]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            found.append(item)
-        elif isinstance(item, Mapping):
-            pending.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            pending.extend(item)
-    return found
-
-
-def placeholders_in(document: Any) -> list[str]:
-    """The secret keys a document's `${workflow.secrets.NAME}` placeholders name, sorted."""
-    return sorted({name for text in _strings_in(document) for name in PLACEHOLDER.findall(text)})
-
-
-def substitute(document: Any, values: Mapping[str, str]) -> Any:
-    """A copy of `document` with each placeholder replaced by `values[NAME]` (all must be given)."""
-
-    def replace(text: str) -> str:
-        return PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            return replace(item)
-        if isinstance(item, Mapping):
-            return {key: walk(value) for key, value in item.items()}
-        if isinstance(item, (list, tuple)):
-            return [walk(value) for value in item]
-        return item
-
-    return walk(document)
-
-
-# Redaction: the forms in which a value may show up in a log
-
-MASK = "***"
-# A form derived from a value (a line, a JSON leaf, an encoding) is masked only if it holds at
-# least this many characters besides surrounding whitespace: fragments such as "}", "],", "en"
-# occur all over any log and give away next to nothing. The value itself is masked whatever its
-# length (unless it is only whitespace): someone declared it secret, and a log spoiled by a
-# too-short secret is a visible nuisance where a leaked one is not.
-MIN_MASKED_FORM_LENGTH = 4
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def redaction_forms(*values: str) -> list[str]:
-    """The forms in which any of `values` may appear in a log, de-duplicated, longest first."""
-    forms: set[str] = set()
-    for value in values:
-        if value.strip():
-            forms.add(value)
-            forms.update(form for form in _forms_of(value) if len(form.strip()) >= MIN_MASKED_FORM_LENGTH)
-    return sorted(forms, key=_longest_first)
-
-
-def _longest_first(form: str) -> tuple[int, str]:
-    return -len(form), form
-
-
-def _forms_of(value: str) -> set[str]:
-    """Every form of one value, however short: as is, line by line, encoded, and its JSON leaves."""
-    forms = {value}
-    for line in _LINE_BREAK.split(value):
-        forms.update((line, line.strip()))
-    # surrogatepass: an environment variable may hold any code point, and this must never raise.
-    encoded = value.encode("utf-8", "surrogatepass")
-    for base64_text in (base64.b64encode(encoded), base64.urlsafe_b64encode(encoded)):
-        forms.update((base64_text.decode("ascii"), base64_text.decode("ascii").rstrip("=")))
-    forms.add(urllib.parse.quote(value, safe="", errors="surrogatepass"))
-    forms.add(urllib.parse.quote_plus(value, safe="", errors="surrogatepass"))
-    forms.add(json.dumps(value)[1:-1])
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    for leaf in _json_leaves(value):
-        forms.update(_forms_of(leaf))
-    return forms
-
-
-def _json_leaves(value: str) -> list[str]:
-    """Each string leaf of `value` if it is a JSON object or array, else none."""
-    if not value.lstrip().startswith(("{", "[")):
-        return []
-    try:
-        document = json.loads(value)
-    except (ValueError, RecursionError):
-        return []
-    return _strings_in(document) if isinstance(document, (dict, list)) else []
-
-
-class _MaskedForms:
-    """The process's forms to mask: they only accumulate, and may be added from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._forms: set[str] = set()
-        # (any form, every form at each position): replaced as one pair, read without the lock.
-        self._patterns: tuple[re.Pattern[str], re.Pattern[str]] | None = None
-
-    def add(self, forms: Iterable[str]) -> None:
-        with self._lock:
-            new = {form for form in forms if isinstance(form, str) and form} - self._forms
-            if not new:
-                return
-            self._forms |= new
-            # Longest first: where two forms start at the same place, the longer one is masked.
-            alternation = "|".join(re.escape(form) for form in sorted(self._forms, key=_longest_first))
-            self._patterns = (re.compile(alternation), re.compile(f"(?=({alternation}))"))
-
-    def mask(self, text: str) -> str:
-        patterns = self._patterns
-        first = patterns[0].search(text) if patterns else None
-        if first is None:
-            return text
-        # Overlapping forms are masked as one span, so no tail of either is left showing.
-        spans: list[list[int]] = []
-        for match in patterns[1].finditer(text, first.start()):
-            start, end = match.span(1)
-            if spans and start <= spans[-1][1]:
-                spans[-1][1] = max(spans[-1][1], end)
-            else:
-                spans.append([start, end])
-        pieces, shown_from = [], 0
-        for start, end in spans:
-            pieces += [text[shown_from:start], MASK]
-            shown_from = end
-        pieces.append(text[shown_from:])
-        return "".join(pieces)
-
-
-_masked_forms = _MaskedForms()
-
-
-def mask(text: str) -> str:
-    """`text` with every form of every value this process has obtained replaced by `***`."""
-    return _masked_forms.mask(text)
-
-
-class SecretMaskingFilter(logging.Filter):
-    """Masks values in a record's message (its arguments applied), exception text and stack.
-
-    Install it on handlers (`handler.addFilter(SecretMaskingFilter())`, or `install_log_masking()`):
-    a filter on a logger does not see the records of its child loggers, a handler's does.
-    """
-
-    # Tracebacks are rendered here, masked, and kept as the record's exc_text, which formatters
-    # print instead of rendering the exception again.
-    _traceback_formatter = logging.Formatter()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            # Arguments that do not fit the format: keep them, masked, rather than let logging
-            # report the failure by printing them unmasked to stderr.
-            arguments = record.args.values() if isinstance(record.args, Mapping) else record.args or ()
-            message = " ".join(str(part) for part in (record.msg, *arguments))
-        record.msg, record.args = mask(message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self._traceback_formatter.formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = mask(record.exc_text)
-        if record.stack_info:
-            record.stack_info = mask(record.stack_info)
-        return True
-
-
-def install_log_masking(logger: logging.Logger | None = None) -> SecretMaskingFilter:
-    """Add a SecretMaskingFilter to every handler of `logger` (the root logger by default)."""
-    target = logger or logging.getLogger()
-    if not target.handlers:
-        # Records would reach logging's last-resort handler, which no filter can be added to.
-        raise ValueError(f"Logger {target.name!r} has no handlers: configure logging first, then install masking.")
-    masking = SecretMaskingFilter()
-    for handler in target.handlers:
-        if not any(isinstance(existing, SecretMaskingFilter) for existing in handler.filters):
-            handler.addFilter(masking)
-    return masking
 
 
 # Errors
@@ -431,12 +244,12 @@ class ConsoleClient:
 
     def get_secret(self, key: str) -> str:
         answer = self._request("GET", f"/api/v1/runner/secrets/{_quote(key)}/")
-        _masked_forms.add(answer["redact"])
+        remember(answer["redact"])
         return answer["value"]
 
     def resolve(self, document: Any) -> Any:
         answer = self._request("POST", "/api/v1/runner/resolve/", document, unsafe=True)
-        _masked_forms.add(answer["redact"])
+        remember(answer["redact"])
         return answer["document"]
 
     # For scripts driving the console as a signed-in user (not with a runner session).
@@ -514,7 +327,7 @@ def get_secret(key: str) -> str:
     """The value of secret `key`: local context first (if enabled), else the console."""
     local = _local_secret(key)
     if local is not None:
-        _masked_forms.add(redaction_forms(local))
+        remember(redaction_forms(local))
         return local
     return _client().get_secret(key)
 
@@ -528,7 +341,7 @@ def resolve(document: Any) -> Any:
     """
     names = placeholders_in(document)
     values = {name: value for name in names if (value := _local_secret(name)) is not None}
-    _masked_forms.add(redaction_forms(*values.values()))
+    remember(redaction_forms(*values.values()))
     remote = [name for name in names if name not in values]
     if remote:
         values.update(_client().resolve({name: f"${{workflow.secrets.{name}}}" for name in remote}))

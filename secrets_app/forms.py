@@ -15,8 +15,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
 from . import crypto, dotenv
-from .models import EXPIRED_SECRET_GRACE_MAX_DAYS, AuditEvent, Role
+from .models import AuditEvent, Role
 from .validators import (
+    EXPIRED_SECRET_GRACE_MAX_DAYS,
     SECRET_KEY_MAX_LENGTH,
     SECRET_VALUE_MAX_BYTES,
     UNREAD_DAYS_MAX,

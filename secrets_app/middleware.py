@@ -7,7 +7,10 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, cc_delim_re
 
-from . import permissions, selectors, services
+from secrets_app import permissions
+from secrets_app.selectors.runner import RUNNER_EXECUTION
+from secrets_app.services.sessions import record_session_seen
+from secrets_app.views.errors import runner_session_refused
 
 
 class NoStoreMiddleware:
@@ -48,14 +51,12 @@ class RunnerSessionScopeMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable, view_args: Any, view_kwargs: dict[str, Any]
     ) -> HttpResponse | None:
-        execution_id = request.session.get(selectors.RUNNER_EXECUTION) if request.user.is_authenticated else None
+        execution_id = request.session.get(RUNNER_EXECUTION) if request.user.is_authenticated else None
         if execution_id is None:
             return None
         route = request.resolver_match.url_name if request.resolver_match else None
         if permissions.runner_session_may_call(execution_id, route, request.method, view_kwargs):
             return None
-        from .views import runner_session_refused
-
         return runner_session_refused(request)
 
 
@@ -78,7 +79,7 @@ class SessionActivityMiddleware:
         session_key = request.session.session_key
         now = time.monotonic()
         if session_key and self._next_write.get(session_key, 0.0) <= now and request.user.is_authenticated:
-            services.record_session_seen(session_key=session_key)
+            record_session_seen(session_key=session_key)
             if len(self._next_write) >= self.REMEMBERED_MAX:
                 self._next_write.clear()
             self._next_write[session_key] = now + self.INTERVAL_SECONDS

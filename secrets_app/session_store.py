@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from django.contrib.sessions.backends import cached_db
 
-from .models import UserSession
-from .selectors import session_gone
+from secrets_app.models import UserSession
+from secrets_app.selectors.sessions import session_gone
 
 
 class SessionStore(cached_db.SessionStore):

@@ -9,9 +9,10 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from . import services
-from .http import client_ip, is_api_request
-from .models import UserSession
+from secrets_app.http import client_ip, is_api_request
+from secrets_app.models import UserSession
+from secrets_app.services.sessions import register_session
+from secrets_app.services.workspaces import create_personal_workspace
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="secrets_app.personal_workspace")
@@ -19,7 +20,7 @@ def give_new_user_a_personal_workspace(
     sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any
 ) -> None:
     if created and not raw:
-        services.create_personal_workspace(user=instance)
+        create_personal_workspace(user=instance)
 
 
 @receiver(user_logged_in, dispatch_uid="secrets_app.session_registry")
@@ -28,7 +29,7 @@ def register_signed_in_session(sender: Any, request: HttpRequest, user: Any, **k
     # key until the response; the registry needs the key now.
     if request.session.session_key is None:
         request.session.save()
-    services.register_session(
+    register_session(
         user=user,
         session_key=request.session.session_key,
         kind=UserSession.Kind.API if is_api_request(request) else UserSession.Kind.BROWSER,

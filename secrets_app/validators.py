@@ -81,6 +81,18 @@ def validate_secret_expiry(expires_at: datetime.datetime, *, now: datetime.datet
         raise ValidationError("The expiry must be before the year 9000.", code="expiry_too_far")
 
 
+# Longest grace a workspace may give its expired secrets.
+EXPIRED_SECRET_GRACE_MAX_DAYS = 365
+
+
+def validate_expired_secret_grace_days(days: int) -> None:
+    """A workspace's grace for expired secrets: a whole number of days from 0 (none) to 365."""
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= EXPIRED_SECRET_GRACE_MAX_DAYS:
+        raise ValidationError(
+            f"Give a whole number of days from 0 (no grace) to {EXPIRED_SECRET_GRACE_MAX_DAYS}.", code="invalid_days"
+        )
+
+
 UNREAD_DAYS_MAX = 3650
 
 

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
-from secrets_app import services
 from secrets_app.models import Role, Workspace
+from secrets_app.services.workspaces import add_member as add_workspace_member
+from secrets_app.services.workspaces import create_team_workspace
 
 PASSWORD = "correct-Horse-battery-42"
 
@@ -45,13 +46,13 @@ def bob(make_user: Any) -> Any:
 @pytest.fixture
 def team(alice: Any) -> Workspace:
     """A team workspace owned by alice."""
-    return services.create_team_workspace(actor=alice, name="Team", slug="team")
+    return create_team_workspace(actor=alice, name="Team", slug="team")
 
 
 @pytest.fixture
 def add_member(team: Workspace, alice: Any) -> Any:
     def add(user: Any, role: Role) -> None:
-        services.add_member(actor=alice, workspace=team, username=user.username, role=role)
+        add_workspace_member(actor=alice, workspace=team, username=user.username, role=role)
 
     return add
 

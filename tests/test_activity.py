@@ -14,9 +14,13 @@ import pytest
 from django.contrib.auth.models import Group
 from django.http import StreamingHttpResponse
 
-from secrets_app import services
 from secrets_app.audit_exports import EXPORT_FIELDS, spreadsheet_safe
 from secrets_app.models import AuditEvent, Role
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret, import_secrets, tag_secret
+from secrets_app.services.workspaces import add_member as add_workspace_member
+from secrets_app.services.workspaces import create_team_workspace
 from tests.conftest import signed_in_client
 from tests.test_runners import launch, read, runner_client
 
@@ -132,7 +136,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, team):
 
 
 def test_the_owner_of_a_personal_workspace_sees_its_activity(alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="v")
     response = signed_in_client(alice).get(activity("alice"))
     assert [row["Key"] for row in rows_of(response)] == ["MINE", "—"]
 
@@ -143,9 +147,9 @@ def test_an_unknown_export_format_is_404(owner, team):
 
 
 def test_events_of_other_workspaces_never_appear(alice, owner, team):
-    other = services.create_team_workspace(actor=alice, name="Other", slug="other")
-    services.create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
-    services.create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
+    other = create_team_workspace(actor=alice, name="Other", slug="other")
+    create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
+    create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
     assert [row["Key"] for row in rows_of(owner.get(activity()))] == ["TEAM_KEY", "—"]
     assert "OTHER_KEY" not in owner.get(activity(query="key=KEY")).content.decode()
     assert {row["workspace"] for row in csv_rows(owner.get(export("csv")))} == {"team"}
@@ -156,8 +160,8 @@ def test_events_of_other_workspaces_never_appear(alice, owner, team):
 
 
 def test_events_are_listed_newest_first_with_readable_columns(alice, owner, team, bob):
-    services.add_member(actor=alice, workspace=team, username="bob", role=Role.MEMBER, ip_address="203.0.113.9")
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v", tags=["env:prod", "team:ops"])
+    add_workspace_member(actor=alice, workspace=team, username="bob", role=Role.MEMBER, ip_address="203.0.113.9")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v", tags=["env:prod", "team:ops"])
     rows = rows_of(owner.get(activity()))
     assert [row["Action"] for row in rows] == ["Secret created", "Member added", "Workspace created"]
     created, added, _ = rows
@@ -168,8 +172,8 @@ def test_events_are_listed_newest_first_with_readable_columns(alice, owner, team
 
 
 def test_runner_reads_show_their_execution(alice, owner, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value=LEAKY_VALUE)
-    workflow = services.register_workflow(
+    create_secret(actor=alice, workspace=team, key="API_KEY", value=LEAKY_VALUE)
+    workflow = register_workflow(
         actor=alice, workspace=team, name="nightly", definition={"token": "${workflow.secrets.API_KEY}"}
     )
     execution, session_key = launch(alice, team, workflow)
@@ -215,8 +219,8 @@ def history(alice, team, member_of):
     admin = member_of(Role.ADMIN, "carol")
     for day, actor, key in [(8, alice, "DB_PASSWORD"), (9, admin, "API_KEY"), (10, alice, "api_key_old")]:
         with at(datetime.datetime(2020, 3, day, 12, tzinfo=datetime.UTC)):
-            secret = services.create_secret(actor=actor, workspace=team, key=key, value=LEAKY_VALUE)
-            services.tag_secret(actor=actor, secret=secret, tag_names=["team:ops"])
+            secret = create_secret(actor=actor, workspace=team, key=key, value=LEAKY_VALUE)
+            tag_secret(actor=actor, secret=secret, tag_names=["team:ops"])
     return team
 
 
@@ -260,7 +264,7 @@ def test_dates_are_days_in_the_site_time_zone(alice, owner, team, settings):
     settings.TIME_ZONE = "America/New_York"
     for hour, key in [(3, "LATE_ON_THE_NINTH"), (5, "EARLY_ON_THE_TENTH")]:
         with at(datetime.datetime(2026, 3, 10, hour, 30, tzinfo=datetime.UTC)):
-            services.create_secret(actor=alice, workspace=team, key=key, value="v")
+            create_secret(actor=alice, workspace=team, key=key, value="v")
     assert keys_listed(owner.get(activity(query="date_from=2026-03-10&date_to=2026-03-10"))) == ["EARLY_ON_THE_TENTH"]
     assert keys_listed(owner.get(activity(query="date_from=2026-03-09&date_to=2026-03-09"))) == ["LATE_ON_THE_NINTH"]
     assert "America/New_York" in text_of(owner.get(activity()))
@@ -284,7 +288,7 @@ def test_the_form_keeps_the_filters_and_the_export_links_carry_them(owner, histo
 
 
 def test_the_log_is_paginated_and_page_links_keep_the_filters(alice, owner, team):
-    services.import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:03}", "v", []) for n in range(60)])
+    import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:03}", "v", []) for n in range(60)])
     first = owner.get(activity(query="key=KEY_"))
     assert len(rows_of(first)) == 50 and "60 events" in text_of(first)
     assert 'href="?key=KEY_&amp;page=2"' in first.content.decode()
@@ -334,7 +338,7 @@ def test_json_lines_export_has_one_object_per_line_with_stable_fields(alice, own
 
 
 def test_a_large_export_is_sent_in_chunks(alice, owner, team):
-    services.import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(1200)])
+    import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(1200)])
     response = owner.get(export("jsonl"))
     chunks = list(response.streaming_content)
     assert len(chunks) == 3
@@ -358,7 +362,7 @@ FORMULA = '=HYPERLINK("https:evil.example","x")'
 
 def test_keys_of_refused_runner_reads_that_look_like_formulas_are_defused(alice, owner, team):
     """A runner may ask for any key; a refused read records it (escaped, never validated)."""
-    workflow = services.register_workflow(actor=alice, workspace=team, name="w", definition={})
+    workflow = register_workflow(actor=alice, workspace=team, name="w", definition={})
     _, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
     for key in (FORMULA, "@SUM(1)", "-1+2", "+1"):
@@ -383,15 +387,15 @@ def test_keys_of_refused_runner_reads_that_look_like_formulas_are_defused(alice,
 def test_usernames_that_look_like_formulas_are_defused(alice, owner, team, make_user):
     for number, username in enumerate(("-2+3", "@SUM(1)", "+1")):
         user = make_user(username)
-        services.add_member(actor=alice, workspace=team, username=username, role=Role.MEMBER)
-        services.create_secret(actor=user, workspace=team, key=f"KEY_{number}", value="v")
+        add_workspace_member(actor=alice, workspace=team, username=username, role=Role.MEMBER)
+        create_secret(actor=user, workspace=team, key=f"KEY_{number}", value="v")
     rows = csv_rows(owner.get(export("csv", query="action=secret.created")))
     assert sorted(row["actor"] for row in rows) == ["'+1", "'-2+3", "'@SUM(1)"]
 
 
 def test_free_text_in_detail_stays_inside_a_json_cell(alice, owner, team):
     Group.objects.create(name=FORMULA)
-    services.grant_tag_permissions(
+    grant_tag_permissions(
         actor=alice, workspace=team, tag_name="team:ops", permission_names=["view"], group_name=FORMULA
     )
     (row,) = csv_rows(owner.get(export("csv", query="action=tag.granted")))
@@ -418,8 +422,8 @@ def test_spreadsheet_safe_prefixes_only_a_leading_formula_character(cell, writte
 
 
 def test_no_secret_value_reaches_the_page_or_the_exports(alice, owner, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value=LEAKY_VALUE, tags=["team:ops"])
-    workflow = services.register_workflow(
+    create_secret(actor=alice, workspace=team, key="API_KEY", value=LEAKY_VALUE, tags=["team:ops"])
+    workflow = register_workflow(
         actor=alice, workspace=team, name="nightly", definition={"token": "${workflow.secrets.API_KEY}"}
     )
     _, session_key = launch(alice, team, workflow)
@@ -436,7 +440,7 @@ def test_no_secret_value_reaches_the_page_or_the_exports(alice, owner, team):
 
 @pytest.mark.parametrize("events", [5, 120])
 def test_the_page_costs_a_fixed_number_of_queries(alice, owner, team, events, django_assert_max_num_queries):
-    services.import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:03}", "v", ["a:b"]) for n in range(events)])
+    import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:03}", "v", ["a:b"]) for n in range(events)])
     owner.get(activity())  # the session is loaded into the cache
     with django_assert_max_num_queries(5):
         response = owner.get(activity(query="key=KEY&page=1"))
@@ -445,7 +449,7 @@ def test_the_page_costs_a_fixed_number_of_queries(alice, owner, team, events, dj
 
 @pytest.mark.parametrize("events", [5, 2500])
 def test_an_export_costs_a_fixed_number_of_queries(alice, owner, team, events, django_assert_max_num_queries):
-    services.import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(events)])
+    import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(events)])
     owner.get(activity())
     with django_assert_max_num_queries(4):
         lines = json_lines(owner.get(export("jsonl", query="action=secret.created")))

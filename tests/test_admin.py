@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from secrets_app import services
 from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import add_member, create_team_workspace
 from tests.conftest import signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ def root_client(root) -> Client:
 
 @pytest.fixture
 def team_secret(alice, team):
-    return services.create_secret(
+    return create_secret(
         actor=alice, workspace=team, key="ADMIN_CANARY_KEY", value="admin-value-canary", tags=["env:prod"]
     )
 
@@ -69,7 +70,7 @@ def test_deleting_a_secret_in_the_admin_goes_through_the_service_and_is_audited(
 
 def test_bulk_delete_action_is_audited_per_secret(root_client, alice, team):
     keys = ["A", "B"]
-    ids = [str(services.create_secret(actor=alice, workspace=team, key=key, value="v").pk) for key in keys]
+    ids = [str(create_secret(actor=alice, workspace=team, key=key, value="v").pk) for key in keys]
     root_client.post(
         "/admin/secrets_app/secret/", {"action": "delete_selected", "_selected_action": ids, "post": "yes"}
     )
@@ -165,10 +166,10 @@ def test_adding_a_user_in_the_admin_gives_a_personal_workspace(root_client):
 
 def test_staff_workspace_admin_sees_only_workspaces_they_manage(make_user, alice, team):
     carol = make_user("carol", is_staff=True)
-    services.add_member(actor=alice, workspace=team, username="carol", role=Role.ADMIN)
-    other = services.create_team_workspace(actor=alice, name="Other", slug="other")
-    services.create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
-    services.create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
+    add_member(actor=alice, workspace=team, username="carol", role=Role.ADMIN)
+    other = create_team_workspace(actor=alice, name="Other", slug="other")
+    create_secret(actor=alice, workspace=other, key="OTHER_KEY", value="v")
+    create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
     client = signed_in_client(carol)
     workspaces = client.get("/admin/secrets_app/workspace/").content.decode()
     secrets = client.get("/admin/secrets_app/secret/").content.decode()

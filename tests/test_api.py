@@ -5,8 +5,9 @@ import json
 import pytest
 from django.conf import settings
 
-from secrets_app import services
 from secrets_app.models import AuditEvent, Role, Secret, Tag
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import create_team_workspace
 from secrets_app.validators import SECRET_VALUE_MAX_BYTES
 from tests.conftest import JsonClient, error_of
 
@@ -80,7 +81,7 @@ def test_session_endpoint_rejects_other_methods_with_405(alice_api):
 
 
 def test_workspaces_lists_the_callers_workspaces_with_roles(alice_api, team, bob):
-    services.create_team_workspace(actor=bob, name="Bob's team", slug="bobs-team")
+    create_team_workspace(actor=bob, name="Bob's team", slug="bobs-team")
     body = alice_api.get("/api/v1/workspaces/").json()
     assert body["workspaces"] == [
         {
@@ -118,7 +119,7 @@ def test_creating_a_workspace_with_a_taken_slug_is_409(alice_api, team):
 
 def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
     for key in ("ZETA", "ALPHA", "mid"):
-        services.create_secret(
+        create_secret(
             actor=alice, workspace=alice.personal_workspace, key=key, value=f"value-of-{key}", tags=["env:prod"]
         )
     response = alice_api.get(secrets_url("alice"))
@@ -148,7 +149,7 @@ def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
 
 def test_list_is_paginated_fifty_a_page(alice_api, alice):
     for number in range(51):
-        services.create_secret(actor=alice, workspace=alice.personal_workspace, key=f"K{number:03}", value="v")
+        create_secret(actor=alice, workspace=alice.personal_workspace, key=f"K{number:03}", value="v")
     first = alice_api.get(secrets_url("alice")).json()
     second = alice_api.get(secrets_url("alice") + "?page=2").json()
     assert len(first["secrets"]) == 50 and first["pages"] == 2
@@ -161,7 +162,7 @@ def test_a_page_out_of_range_is_404(alice_api, page):
 
 
 def test_one_secrets_metadata(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="ONE", value="one-value")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="ONE", value="one-value")
     response = alice_api.get(secrets_url("alice", "ONE"))
     assert response.status_code == 200 and response.json()["key"] == "ONE"
     assert "one-value" not in response.content.decode()
@@ -193,7 +194,7 @@ def test_values_are_stored_byte_exactly(alice_api, alice):
 
 
 def test_duplicate_key_is_409_and_changes_nothing(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="DUP", value="original")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="DUP", value="original")
     counts = Secret.objects.count(), AuditEvent.objects.count()
     response = alice_api.post(secrets_url("alice"), {"key": "DUP", "value": "replacement"})
     assert error_of(response) == (409, "secret_exists")
@@ -316,7 +317,7 @@ def test_someone_elses_personal_workspace_is_404(bob_api, alice):
 
 
 def test_hidden_secret_and_missing_secret_get_the_same_404(bob_api, alice, team, add_member, bob):
-    services.create_secret(actor=alice, workspace=team, key="EXISTS", value="v")
+    create_secret(actor=alice, workspace=team, key="EXISTS", value="v")
     add_member(bob, Role.VIEWER)
     hidden = bob_api.get(secrets_url("team", "EXISTS"))
     missing = bob_api.get(secrets_url("team", "MISSING"))
@@ -343,7 +344,7 @@ def test_member_can_create_list_and_delete(bob_api, team, add_member, bob):
 
 
 def test_delete_is_204_audited_and_the_key_can_be_added_again(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="ROTATE", value="old")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="ROTATE", value="old")
     response = alice_api.delete(secrets_url("alice", "ROTATE"))
     assert response.status_code == 204
     assert error_of(alice_api.get(secrets_url("alice", "ROTATE"))) == (404, "secret_not_found")
@@ -357,14 +358,14 @@ def test_delete_of_a_missing_secret_is_404(alice_api):
 
 
 def test_delete_without_csrf_is_403_and_keeps_the_secret(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="KEEP", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="KEEP", value="v")
     assert error_of(alice_api.delete(secrets_url("alice", "KEEP"), csrf=False)) == (403, "csrf_failed")
     assert Secret.objects.filter(key="KEEP").exists()
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 def test_put_and_patch_are_405_saying_delete_and_recreate(alice_api, alice, method):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="original")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="original")
     response = alice_api.send(method, secrets_url("alice", "K"), {"value": "changed"})
     assert error_of(response) == (405, "secret_immutable")
     message = response.json()["error"]["message"].lower()
@@ -387,7 +388,7 @@ def test_unknown_api_path_is_a_json_404(alice_api):
 
 
 def test_tags_can_be_added_and_removed(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     response = alice_api.post(secrets_url("alice", "K") + "tags/", {"tags": ["team:ops", "env:prod", "team:ops"]})
     assert response.status_code == 200 and response.json()["tags"] == ["env:prod", "team:ops"]
     assert alice_api.delete(secrets_url("alice", "K") + "tags/team:ops/").status_code == 204
@@ -398,19 +399,19 @@ def test_tags_can_be_added_and_removed(alice_api, alice):
 
 
 def test_removing_a_tag_the_secret_lacks_is_400(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     assert error_of(alice_api.delete(secrets_url("alice", "K") + "tags/absent/")) == (400, "invalid_input")
 
 
 def test_invalid_tag_is_400_and_nothing_is_tagged(alice_api, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     response = alice_api.post(secrets_url("alice", "K") + "tags/", {"tags": ["fine", "not fine"]})
     assert error_of(response) == (400, "invalid_input")
     assert not Tag.objects.exists()
 
 
 def test_viewer_cannot_tag(bob_api, alice, team, add_member, bob):
-    services.create_secret(actor=alice, workspace=team, key="K", value="v")
+    create_secret(actor=alice, workspace=team, key="K", value="v")
     add_member(bob, Role.VIEWER)
     assert error_of(bob_api.post(secrets_url("team", "K") + "tags/", {"tags": ["x"]}))[0] == 404
 
@@ -427,10 +428,10 @@ def test_json_client_fixture_really_enforces_csrf(api):
 def test_a_too_large_error_on_any_field_is_a_413_naming_that_field():
     from django.core.exceptions import ValidationError
 
-    from secrets_app.api import _validation_error_response
+    from secrets_app.error_responses import validation_error_response
 
     error = ValidationError({"dotenv": [ValidationError("The file is over 256 KiB.", code="value_too_large")]})
-    response = _validation_error_response(error)
+    response = validation_error_response(error)
     assert response.status_code == 413
     assert json.loads(response.content)["error"] == {
         "code": "value_too_large",

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from secrets_app import services
 from secrets_app.models import AuditEvent, Workflow, Workspace
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret
 from tests.conftest import error_of
 
 pytestmark = pytest.mark.django_db
@@ -19,11 +21,9 @@ NUL_REFUSED = "Must not contain NUL characters; encode binary data (e.g. base64)
 @pytest.fixture
 def seeded(alice, bob, team):
     """A tagged secret, a grant on its tag, and a workflow, in alice's team workspace."""
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v", tags=["env"])
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="env", permission_names=["view"], username="bob"
-    )
-    services.register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v", tags=["env"])
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="env", permission_names=["view"], username="bob")
+    register_workflow(actor=alice, workspace=team, name="nightly", definition={})
     return team
 
 

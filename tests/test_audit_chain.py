@@ -9,8 +9,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, models, transaction
 
-from secrets_app import services
 from secrets_app.models import AuditEvent
+from secrets_app.services import audit
+from secrets_app.services.audit import record_event
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret, delete_secret, import_secrets
+from secrets_app.services.workspaces import add_member
 from tests.conftest import migrate_to
 from tests.test_runners import DEFINITION, launch, read, runner_client
 
@@ -26,15 +30,15 @@ def fresh_chain():
 @pytest.fixture
 def history(alice, bob, team):
     """A dozen events of every kind, including single writes and bulk ones."""
-    services.add_member(actor=alice, workspace=team, username="bob", role="member", ip_address="2001:0db8::0001")
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v1", tags=["env:prod"])
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="v2")
-    services.import_secrets(actor=alice, workspace=team, entries=[("A", "1", []), ("B", "2", ["env:dev"])])
-    workflow = services.register_workflow(actor=alice, workspace=team, name="nightly", definition=DEFINITION)
+    add_member(actor=alice, workspace=team, username="bob", role="member", ip_address="2001:0db8::0001")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v1", tags=["env:prod"])
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="v2")
+    import_secrets(actor=alice, workspace=team, entries=[("A", "1", []), ("B", "2", ["env:dev"])])
+    workflow = register_workflow(actor=alice, workspace=team, name="nightly", definition=DEFINITION)
     _, session_key = launch(alice, team, workflow)
     assert read(runner_client(session_key), "API_KEY").status_code == 200
     assert read(runner_client(session_key), "NOPE").status_code == 404
-    services.delete_secret(actor=alice, secret=team.secrets.get(key="A"))
+    delete_secret(actor=alice, secret=team.secrets.get(key="A"))
     return list(AuditEvent.objects.order_by("id"))
 
 
@@ -117,7 +121,7 @@ def test_renumbering_to_hide_a_deletion_breaks_the_next_link(history):
 def test_an_event_appended_without_the_key_is_altered(history, settings):
     servers_key = settings.AUDIT_HMAC_KEY
     settings.AUDIT_HMAC_KEY = "a key the attacker chose, since they cannot read the servers'"
-    services.record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="FORGED")
+    record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="FORGED")
     settings.AUDIT_HMAC_KEY = servers_key
     forged = AuditEvent.objects.get(secret_key="FORGED")
     assert forged.chain_seq == len(history) + 1
@@ -125,17 +129,17 @@ def test_an_event_appended_without_the_key_is_altered(history, settings):
 
 
 def test_events_of_a_rolled_back_transaction_leave_no_gap(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="KEPT", value="v")
+    create_secret(actor=alice, workspace=team, key="KEPT", value="v")
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.create_secret(actor=alice, workspace=team, key="ROLLED_BACK", value="v")
+        create_secret(actor=alice, workspace=team, key="ROLLED_BACK", value="v")
         raise RuntimeError("the request failed after the audit write")
     try:
         with transaction.atomic():
-            services.create_secret(actor=alice, workspace=team, key="SAVEPOINT", value="v")
+            create_secret(actor=alice, workspace=team, key="SAVEPOINT", value="v")
             raise RuntimeError
     except RuntimeError:
         pass
-    services.create_secret(actor=alice, workspace=team, key="AFTER", value="v")
+    create_secret(actor=alice, workspace=team, key="AFTER", value="v")
     keys = list(
         AuditEvent.objects.filter(action="secret.created").order_by("chain_seq").values_list("secret_key", flat=True)
     )
@@ -144,17 +148,17 @@ def test_events_of_a_rolled_back_transaction_leave_no_gap(alice, team):
 
 
 def test_a_failed_audit_write_starts_a_new_chain_and_the_log_stays_verifiable(alice, team, monkeypatch):
-    services.create_secret(actor=alice, workspace=team, key="BEFORE", value="v")
+    create_secret(actor=alice, workspace=team, key="BEFORE", value="v")
     first_chain = AuditEvent.objects.get(secret_key="BEFORE").chain_id
 
     def lost_connection(event):
         raise ConnectionError("connection lost mid-commit")
 
-    monkeypatch.setattr(services, "_insert_audit_event", lost_connection)
+    monkeypatch.setattr(audit, "_insert_audit_event", lost_connection)
     with pytest.raises(ConnectionError):
-        services.record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="LOST")
+        record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="LOST")
     monkeypatch.undo()
-    services.record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="AFTER")
+    record_event(action=AuditEvent.Action.SECRET_DELETED, secret_key="AFTER")
 
     after = AuditEvent.objects.get(secret_key="AFTER")
     assert after.chain_id != first_chain and after.chain_seq == 1

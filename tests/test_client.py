@@ -9,14 +9,9 @@ import threading
 
 import pytest
 
-from secrets_app import client
-from secrets_app.client import (
-    MIN_MASKED_FORM_LENGTH,
-    SecretMaskingFilter,
-    install_log_masking,
-    mask,
-    redaction_forms,
-)
+from secrets_app import client, redaction
+from secrets_app.client import SecretMaskingFilter, install_log_masking, mask, redaction_forms
+from secrets_app.redaction import MIN_MASKED_FORM_LENGTH
 
 METACHARACTERS = "a.b*c+(d)[e]$^|\\"
 SERVICE_ACCOUNT = json.dumps(
@@ -36,7 +31,7 @@ SERVICE_ACCOUNT = json.dumps(
 @pytest.fixture(autouse=True)
 def nothing_masked_yet(monkeypatch):
     """Each test starts with a process registry of its own, with nothing in it."""
-    monkeypatch.setattr(client, "_masked_forms", client._MaskedForms())
+    monkeypatch.setattr(redaction, "_masked_forms", redaction.MaskedForms())
 
 
 def obtain(monkeypatch, value: str, key: str = "TOKEN") -> str:
@@ -185,7 +180,7 @@ def test_values_obtained_from_many_threads_are_all_masked(monkeypatch):
     masked_at_once = []
 
     def obtain_and_mask(value: str) -> None:
-        client._masked_forms.add(redaction_forms(value))
+        redaction.remember(redaction_forms(value))
         masked_at_once.append(mask(value))
 
     threads = [threading.Thread(target=obtain_and_mask, args=(value,)) for value in values]

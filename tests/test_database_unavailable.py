@@ -16,8 +16,10 @@ from django.core.cache import cache
 from django.db import IntegrityError, InterfaceError, OperationalError, ProgrammingError, connection
 from django.test import Client
 
-from secrets_app import errors, services
+from secrets_app import errors
 from secrets_app.models import AuditEvent, Secret, Workspace
+from secrets_app.services.runs import launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret
 from tests.conftest import PASSWORD, JsonClient, error_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -175,11 +177,11 @@ def test_a_ui_form_post_that_fails_midway_leaves_nothing(alice, personal):
 
 @pytest.fixture
 def runner(alice, team) -> JsonClient:
-    services.create_secret(actor=alice, workspace=team, key="RUNNER_KEY", value="runner-value-42")
-    workflow = services.register_workflow(
+    create_secret(actor=alice, workspace=team, key="RUNNER_KEY", value="runner-value-42")
+    workflow = register_workflow(
         actor=alice, workspace=team, name="job", definition={"token": "${workflow.secrets.RUNNER_KEY}"}
     )
-    _, session_key = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    _, session_key = launch_execution(actor=alice, workspace=team, workflow=workflow)
     client = JsonClient()
     client.client.cookies[settings.SESSION_COOKIE_NAME] = session_key
     return tolerant(client)

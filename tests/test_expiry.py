@@ -12,10 +12,12 @@ from django.core.management import CommandError, call_command
 from django.db import models
 from django.utils import timezone
 
-from secrets_app import services
 from secrets_app.client import AccessDenied, ClientError, ConsoleClient, SecretExpired
 from secrets_app.errors import SecretImmutable
 from secrets_app.models import AuditEvent, Role, Secret, Workspace
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import change_member_role, set_expired_secret_grace
 from tests import test_runners
 from tests.conftest import PASSWORD, error_of, signed_in_client
 from tests.test_runners import API_KEY_VALUE, events, launch, read, runner_client
@@ -43,7 +45,7 @@ def expiry_passes(workspace: Workspace, key: str, *, days_ago: float) -> None:
 
 
 def give_grace(workspace: Workspace, days: int, actor) -> None:
-    services.set_expired_secret_grace(actor=actor, workspace=workspace, days=days)
+    set_expired_secret_grace(actor=actor, workspace=workspace, days=days)
 
 
 def row_of(page: str, key: str) -> str:
@@ -139,7 +141,7 @@ def test_a_past_expiry_is_reported_with_the_other_bad_fields(alice_api, team):
     ids=["moved", "removed"],
 )
 def test_saving_a_changed_expiry_is_refused(alice, team, change):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v", expires_at=in_days(10))
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v", expires_at=in_days(10))
     secret = Secret.objects.get()
     change(secret)
     with pytest.raises(SecretImmutable):
@@ -147,7 +149,7 @@ def test_saving_a_changed_expiry_is_refused(alice, team, change):
 
 
 def test_an_expiry_cannot_be_added_later_by_any_write(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
     secret = Secret.objects.get()
     secret.expires_at = in_days(10)
     with pytest.raises(SecretImmutable):
@@ -160,7 +162,7 @@ def test_an_expiry_cannot_be_added_later_by_any_write(alice, team):
 
 
 def test_put_and_patch_still_say_delete_and_recreate(alice_api, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v", expires_at=in_days(10))
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v", expires_at=in_days(10))
     response = alice_api.send("PATCH", SECRETS_API.format("team") + "API_KEY/", {"expires_at": "2040-01-01"})
     assert error_of(response) == (405, "secret_immutable")
 
@@ -184,9 +186,7 @@ def test_the_client_adds_a_secret_with_an_expiry(live_server, alice, team):
 
 
 def test_a_secret_is_read_until_it_expires(alice, team, workflow):
-    expiring = services.create_secret(
-        actor=alice, workspace=team, key="SOON", value="soon-value", expires_at=in_days(1)
-    )
+    expiring = create_secret(actor=alice, workspace=team, key="SOON", value="soon-value", expires_at=in_days(1))
     _, session_key = launch(alice, team, workflow)
     response = read(runner_client(session_key), "SOON")
     assert response.status_code == 200 and response.json()["value"] == "soon-value"
@@ -195,7 +195,7 @@ def test_a_secret_is_read_until_it_expires(alice, team, workflow):
 
 
 def test_an_expired_secret_is_refused_and_the_refusal_audited(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-canary", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-canary", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=0.01)
     execution, session_key = launch(alice, team, workflow)
     response = read(runner_client(session_key), "OLD")
@@ -208,7 +208,7 @@ def test_an_expired_secret_is_refused_and_the_refusal_audited(alice, team, workf
 
 
 def test_within_the_workspaces_grace_an_expired_secret_is_read_and_the_read_marked(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=2.5)
     give_grace(team, 3, alice)
     _, session_key = launch(alice, team, workflow)
@@ -219,7 +219,7 @@ def test_within_the_workspaces_grace_an_expired_secret_is_read_and_the_read_mark
 
 
 def test_once_the_grace_has_run_out_the_secret_is_refused(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=3.1)
     give_grace(team, 3, alice)
     _, session_key = launch(alice, team, workflow)
@@ -227,7 +227,7 @@ def test_once_the_grace_has_run_out_the_secret_is_refused(alice, team, workflow)
 
 
 def test_a_grace_change_applies_to_the_next_read_of_a_running_execution(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
     _, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
@@ -240,7 +240,7 @@ def test_a_grace_change_applies_to_the_next_read_of_a_running_execution(alice, t
 
 def test_a_local_run_is_refused_an_expired_personal_secret(alice, alice_api):
     personal = alice.personal_workspace
-    services.create_secret(actor=alice, workspace=personal, key="MINE", value="v", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=personal, key="MINE", value="v", expires_at=in_days(1))
     expiry_passes(personal, "MINE", days_ago=1)
     assert error_of(read(alice_api, "MINE")) == (403, "secret_expired")
     give_grace(personal, 2, alice)
@@ -249,16 +249,16 @@ def test_a_local_run_is_refused_an_expired_personal_secret(alice, alice_api):
 
 def test_permission_is_decided_before_expiry(alice, bob, team, workflow, add_member):
     """Someone who may not use a secret learns nothing of its expiry."""
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
     add_member(bob, Role.MEMBER)
     _, session_key = launch(bob, team, workflow)
-    services.change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
+    change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
     assert error_of(read(runner_client(session_key), "OLD")) == (404, "secret_not_found")
 
 
 def test_an_expired_read_still_costs_three_queries(alice, team, workflow, django_assert_num_queries):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
     give_grace(team, 2, alice)
     _, session_key = launch(alice, team, workflow)
@@ -272,7 +272,7 @@ def test_an_expired_read_still_costs_three_queries(alice, team, workflow, django
 
 
 def test_resolve_is_refused_whole_naming_the_expired_key(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-canary", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-canary", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
     _, session_key = launch(alice, team, workflow)
     document = {
@@ -294,7 +294,7 @@ def test_resolve_is_refused_whole_naming_the_expired_key(alice, team, workflow):
 
 
 def test_resolve_within_grace_fills_the_value_and_marks_only_that_read(alice, team, workflow):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="old-value", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
     give_grace(team, 2, alice)
     _, session_key = launch(alice, team, workflow)
@@ -308,10 +308,10 @@ def test_resolve_within_grace_fills_the_value_and_marks_only_that_read(alice, te
 
 @pytest.mark.django_db(transaction=True)
 def test_the_client_raises_secret_expired(live_server, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
-    services.create_secret(actor=alice, workspace=team, key="FRESH", value="fresh", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="FRESH", value="fresh", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
-    nightly = services.register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={})
     _, session_key = launch(alice, team, nightly)
     runner = ConsoleClient(live_server.url, session_key)
     with pytest.raises(SecretExpired) as refused:
@@ -416,12 +416,12 @@ def test_the_admin_site_sets_the_grace_through_the_service(make_user, team):
 
 
 def test_the_list_and_the_secrets_page_badge_what_expires_soon_or_has_expired(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="SOON", value="soon-value", expires_at=in_days(3.1))
-    services.create_secret(actor=alice, workspace=team, key="TODAY", value="today-value", expires_at=in_days(0.2))
-    services.create_secret(actor=alice, workspace=team, key="LATER", value="later-value", expires_at=in_days(10.1))
-    services.create_secret(actor=alice, workspace=team, key="GRACED", value="graced-value", expires_at=in_days(1))
-    services.create_secret(actor=alice, workspace=team, key="GONE", value="gone-value", expires_at=in_days(1))
-    services.create_secret(actor=alice, workspace=team, key="FOREVER", value="forever-value")
+    create_secret(actor=alice, workspace=team, key="SOON", value="soon-value", expires_at=in_days(3.1))
+    create_secret(actor=alice, workspace=team, key="TODAY", value="today-value", expires_at=in_days(0.2))
+    create_secret(actor=alice, workspace=team, key="LATER", value="later-value", expires_at=in_days(10.1))
+    create_secret(actor=alice, workspace=team, key="GRACED", value="graced-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="GONE", value="gone-value", expires_at=in_days(1))
+    create_secret(actor=alice, workspace=team, key="FOREVER", value="forever-value")
     expiry_passes(team, "GRACED", days_ago=1)
     expiry_passes(team, "GONE", days_ago=5)
     give_grace(team, 2, alice)
@@ -450,7 +450,7 @@ def test_the_list_and_the_secrets_page_badge_what_expires_soon_or_has_expired(al
 
 
 def test_the_warning_window_is_a_setting(alice, team, settings):
-    services.create_secret(actor=alice, workspace=team, key="LATER", value="v", expires_at=in_days(10.1))
+    create_secret(actor=alice, workspace=team, key="LATER", value="v", expires_at=in_days(10.1))
     settings.SECRET_EXPIRY_WARNING_DAYS = 14
     page = signed_in_client(alice).get(SECRETS_PAGE.format("team")).content.decode()
     assert "expires in 10 days" in row_of(page, "LATER")
@@ -458,7 +458,7 @@ def test_the_warning_window_is_a_setting(alice, team, settings):
 
 def test_the_list_costs_no_more_queries_with_expiries(alice, team, django_assert_max_num_queries):
     for number in range(20):
-        services.create_secret(actor=alice, workspace=team, key=f"K{number}", value="v", expires_at=in_days(number + 1))
+        create_secret(actor=alice, workspace=team, key=f"K{number}", value="v", expires_at=in_days(number + 1))
     browser = signed_in_client(alice)
     browser.get(SECRETS_PAGE.format("team"))
     # 8, as for any list page: the same seven, and one for the "same value as" keys (tests/test_tag_grants.py)
@@ -479,14 +479,12 @@ def expiring(alice, bob, team):
     def at(**offset: float) -> datetime.datetime:
         return FROZEN + datetime.timedelta(**offset)
 
-    services.create_secret(actor=alice, workspace=team, key="OLD_TOKEN", value="canary-1", expires_at=at(days=-5))
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="canary-2", expires_at=at(days=-1))
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="canary-3", expires_at=at(days=3, hours=6))
-    services.create_secret(actor=alice, workspace=team, key="LATER", value="canary-4", expires_at=at(days=30))
-    services.create_secret(actor=alice, workspace=team, key="FOREVER", value="canary-5")
-    services.create_secret(
-        actor=bob, workspace=bob.personal_workspace, key="MINE", value="canary-6", expires_at=at(days=6)
-    )
+    create_secret(actor=alice, workspace=team, key="OLD_TOKEN", value="canary-1", expires_at=at(days=-5))
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="canary-2", expires_at=at(days=-1))
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="canary-3", expires_at=at(days=3, hours=6))
+    create_secret(actor=alice, workspace=team, key="LATER", value="canary-4", expires_at=at(days=30))
+    create_secret(actor=alice, workspace=team, key="FOREVER", value="canary-5")
+    create_secret(actor=bob, workspace=bob.personal_workspace, key="MINE", value="canary-6", expires_at=at(days=6))
     give_grace(team, 2, alice)
 
 

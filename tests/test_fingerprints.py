@@ -8,8 +8,10 @@ import io
 import pytest
 from django.core.management import call_command
 
-from secrets_app import crypto, services
+from secrets_app import crypto
 from secrets_app.models import AuditEvent, Role, Secret
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.secrets import create_secret
 from tests.conftest import error_of, migrate_to, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -24,10 +26,10 @@ def secrets_page(client, slug="team"):
 @pytest.fixture
 def twins(alice, team):
     """Three secrets in team, two of them holding the same value; the same value also elsewhere."""
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value=SHARED)
-    services.create_secret(actor=alice, workspace=team, key="PG_PASS", value=SHARED, tags=["team:data"])
-    services.create_secret(actor=alice, workspace=team, key="OTHER", value="different")
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value=SHARED)
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value=SHARED)
+    create_secret(actor=alice, workspace=team, key="PG_PASS", value=SHARED, tags=["team:data"])
+    create_secret(actor=alice, workspace=team, key="OTHER", value="different")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value=SHARED)
     return team
 
 
@@ -63,9 +65,7 @@ def test_the_api_names_them_too(alice_api, twins):
 
 def test_a_secret_you_cannot_see_is_never_named(alice, bob, twins, add_member):
     add_member(bob, Role.VIEWER)
-    services.grant_tag_permissions(
-        actor=alice, workspace=twins, tag_name="team:data", permission_names=["view"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=twins, tag_name="team:data", permission_names=["view"], username="bob")
     page = secrets_page(signed_in_client(bob))
     assert "PG_PASS" in page and "DB_PASSWORD" not in page and "same value as" not in page
 
@@ -145,8 +145,8 @@ def test_rotation_keeps_fingerprints_and_they_are_immutable(alice, twins, settin
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fingerprints_values_stored_before_it(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="OLD_ONE", value=SHARED)
-    services.create_secret(actor=alice, workspace=team, key="OLD_TWO", value=SHARED)
+    create_secret(actor=alice, workspace=team, key="OLD_ONE", value=SHARED)
+    create_secret(actor=alice, workspace=team, key="OLD_TWO", value=SHARED)
     expected = Secret.objects.get(key="OLD_ONE").fingerprint
     migrate_to(("secrets_app", "0010_audit_action_sessions"))  # before fingerprints: the column goes
     migrate_to()  # through 0011_value_fingerprint

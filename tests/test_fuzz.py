@@ -32,8 +32,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from secrets_app import openapi, services
+from secrets_app.api.v1 import document
 from secrets_app.models import Execution, SecretTag, TagUserObjectPermission, UserSession, Workflow, Workspace
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.runs import launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret, tag_secret
+from secrets_app.services.workspaces import create_team_workspace
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,6 +49,8 @@ TEAM, TAG, WORKFLOW = "fuzz-team", "team:ops", "nightly"
 TEAM_VALUES = {"API_KEY": "seeded-team-api-key-Qz81", "PEM": "seeded-team-pem-Wv27"}
 PERSONAL_VALUES = {"API_KEY": "seeded-personal-api-key-Jx44"}
 SEEDED_VALUES = [*TEAM_VALUES.values(), *PERSONAL_VALUES.values()]
+# The security schemes of the operations a runner session may call.
+RUNNER_SESSION_SCHEMES = {"RunnerSessionAuth", "RunnerReaderAuth"}
 RUNNER_READS = {("GET", "/api/v1/runner/secrets/{key}/"), ("POST", "/api/v1/runner/resolve/")}
 SIGN_OUT = ("DELETE", "/api/v1/session/")
 
@@ -71,23 +77,23 @@ class Seeded:
             present = set(workspace.secrets.values_list("key", flat=True))
             for key, value in values.items():
                 if key not in present:
-                    services.create_secret(actor=self.alice, workspace=workspace, key=key, value=value)
+                    create_secret(actor=self.alice, workspace=workspace, key=key, value=value)
         api_key = team.secrets.get(key="API_KEY")
         if not SecretTag.objects.filter(secret=api_key, tag__name=TAG).exists():
-            services.tag_secret(actor=self.alice, secret=api_key, tag_names=[TAG])
+            tag_secret(actor=self.alice, secret=api_key, tag_names=[TAG])
         grant = TagUserObjectPermission.objects.filter(content_object__workspace=team).first()
         if grant is None:
-            services.grant_tag_permissions(
+            grant_tag_permissions(
                 actor=self.alice, workspace=team, tag_name=TAG, permission_names=["use"], username="bob"
             )
             grant = TagUserObjectPermission.objects.get(content_object__workspace=team)
         self.grant_id = f"user-{grant.pk}"
-        workflow = Workflow.objects.filter(workspace=team, name=WORKFLOW).first() or services.register_workflow(
+        workflow = Workflow.objects.filter(workspace=team, name=WORKFLOW).first() or register_workflow(
             actor=self.alice, workspace=team, name=WORKFLOW, definition={"token": "${workflow.secrets.API_KEY}"}
         )
         if not Execution.objects.filter(pk=self.execution_id or None, status=Execution.Status.RUNNING).exists():
             workflow.workspace = team
-            execution, runner_session = services.launch_execution(actor=self.alice, workspace=team, workflow=workflow)
+            execution, runner_session = launch_execution(actor=self.alice, workspace=team, workflow=workflow)
             self.execution_id = str(execution.id)
             self.runner_session_id = str(UserSession.objects.get(execution_id=execution.id).pk)
             self.runner_http = requests.Session()
@@ -158,7 +164,7 @@ AIMED_BODY_FIELDS = {"workflow": f"{TEAM}/{WORKFLOW}", "user": "bob"}
 CURRENT: list[Seeded] = []
 
 schema = schemathesis.openapi.from_dict(
-    openapi.document(),
+    document(),
     config=SchemathesisConfig.from_dict(
         {
             "seed": 20261123,
@@ -240,7 +246,7 @@ def seeded(answers_without_delay, live_server, settings, make_user) -> Seeded:
     settings.AXES_FAILURE_LIMIT = 1_000_000
     alice = make_user("alice")
     make_user("bob")
-    services.create_team_workspace(actor=alice, name="Fuzz team", slug=TEAM)
+    create_team_workspace(actor=alice, name="Fuzz team", slug=TEAM)
     seeded = Seeded(base_url=live_server.url, alice=alice)
     seeded.restore()
     CURRENT.append(seeded)
@@ -251,9 +257,9 @@ def seeded(answers_without_delay, live_server, settings, make_user) -> Seeded:
 def _runner_operation_ids() -> list[str]:
     return [
         operation["operationId"]
-        for operations in openapi.document()["paths"].values()
+        for operations in document()["paths"].values()
         for operation in operations.values()
-        if any("runnerSession" in requirement for requirement in operation["security"])
+        if any(RUNNER_SESSION_SCHEMES & requirement.keys() for requirement in operation.get("security", []))
     ]
 
 
@@ -273,17 +279,17 @@ def test_runner_operations_with_a_runner_session(case: Any, seeded: Seeded) -> N
 # A valid body for each operation that takes one: the hostile sweep puts a hostile value in each
 # of its strings in turn. (An operation with a body and no entry here fails the sweep.)
 VALID_BODIES: dict[str, Any] = {
-    "post-session": {"username": "alice", "password": PASSWORD},
-    "post-workspaces": {"slug": "swept", "name": "Swept"},
-    "post-secrets": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"], "expires_at": "2099-01-01"},
-    "post-secret-tags": {"tags": ["env:swept"]},
-    "post-tag-grants": {"user": "bob", "permissions": ["view"]},
-    "post-workflows": {"name": "swept", "definition": {"step": {"token": "${workflow.secrets.API_KEY}"}}},
-    "post-executions": {"workflow": f"{TEAM}/{WORKFLOW}"},
-    "post-runner-resolve": {"token": "${workflow.secrets.API_KEY}", "list": ["text"]},
-    "post-secrets-import": {"dotenv": "SWEPT_IMPORT=swept-value\n", "tags": ["env:swept"], "dry_run": True},
-    "post-value-lookup": {"value": "swept-value"},
-    "patch-workspace": {"expired_secret_grace_days": 1},
+    "sign_in": {"username": "alice", "password": PASSWORD},
+    "create_workspace": {"slug": "swept", "name": "Swept"},
+    "add_secret": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"], "expires_at": "2099-01-01"},
+    "add_tags": {"tags": ["env:swept"]},
+    "grant": {"user": "bob", "permissions": ["view"]},
+    "add_workflow": {"name": "swept", "definition": {"step": {"token": "${workflow.secrets.API_KEY}"}}},
+    "launch": {"workflow": f"{TEAM}/{WORKFLOW}"},
+    "resolve": {"token": "${workflow.secrets.API_KEY}", "list": ["text"]},
+    "import_secrets": {"dotenv": "SWEPT_IMPORT=swept-value\n", "tags": ["env:swept"], "dry_run": True},
+    "look_up_value": {"value": "swept-value"},
+    "change_workspace": {"expired_secret_grace_days": 1},
 }
 
 
@@ -316,7 +322,7 @@ def _hostile_cases(seeded: Seeded, *, runner_only: bool) -> Iterator[tuple[str, 
     """For each operation: each hostile value in each path and query parameter (the other path
     parameters naming the seeded data of the moment), and in each string of a valid body."""
     runner_operations = _runner_operation_ids()
-    for path, operations in openapi.document()["paths"].items():
+    for path, operations in document()["paths"].items():
         for method, described in operations.items():
             if runner_only and described["operationId"] not in runner_operations:
                 continue
@@ -365,4 +371,4 @@ def test_hostile_values_in_every_parameter_and_body_string(seeded: Seeded, as_ru
 
 
 def test_the_fuzzed_document_is_the_one_served(live_server) -> None:
-    assert requests.get(f"{live_server.url}/api/v1/openapi.json").json() == openapi.document()
+    assert requests.get(f"{live_server.url}/api/v1/openapi.json").json() == document()

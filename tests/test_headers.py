@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from secrets_app import services
+from secrets_app.services.secrets import create_secret
 from tests.conftest import signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ POLICY_PARTS = [
 def answers(alice, team):
     alice.is_staff = alice.is_superuser = True
     alice.save()
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
     client = signed_in_client(alice)
     return {
         "sign-in page": client.get("/accounts/login/"),

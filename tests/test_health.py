@@ -5,7 +5,7 @@ from django.core.cache import cache
 from django.db import OperationalError
 from django.test import Client
 
-from secrets_app import selectors
+from secrets_app.selectors import health
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_readyz_is_503_naming_an_unreachable_database(monkeypatch):
     def refuse(*args, **kwargs):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(selectors.connection, "cursor", refuse)
+    monkeypatch.setattr(health.connection, "cursor", refuse)
     response = Client().get("/readyz")
     assert response.status_code == 503
     assert response.json() == {

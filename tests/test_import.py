@@ -16,11 +16,23 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from secrets_app import crypto, dotenv, selectors, services
+from secrets_app import crypto, dotenv
 from secrets_app.client import ClientError, ConsoleClient
 from secrets_app.errors import AccessDenied, DotenvConflicts, DotenvInvalid
 from secrets_app.forms import seal_pending_import
 from secrets_app.models import AuditEvent, Role, Secret, Tag, Workspace
+from secrets_app.selectors import secrets as secret_selectors
+from secrets_app.services import audit
+from secrets_app.services.accounts import register_user
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.imports import (
+    DOTENV_CONFLICT_MESSAGE,
+    DOTENV_EMPTY_VALUE_MESSAGE,
+    import_dotenv,
+    plan_dotenv_import,
+)
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import change_member_role
 from tests.conftest import PASSWORD, JsonClient, error_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -183,7 +195,7 @@ def plan_lines(plan) -> list[tuple[int, str, str, str]]:
 
 
 def test_the_plan_checks_every_line_with_the_console_rules(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     text = "\n".join(
         [
             "NEW=1",
@@ -196,7 +208,7 @@ def test_the_plan_checks_every_line_with_the_console_rules(alice, team):
             "no equals sign",
         ]
     )
-    plan = services.plan_dotenv_import(actor=alice, workspace=team, text=text)
+    plan = plan_dotenv_import(actor=alice, workspace=team, text=text)
     assert plan_lines(plan) == [
         (1, "NEW", "new", ""),
         (2, "TAKEN", "conflict", "secret_exists"),
@@ -215,7 +227,7 @@ def test_the_plan_checks_every_line_with_the_console_rules(alice, team):
 
 def test_an_import_adds_every_secret_byte_exactly_with_the_tags(alice, team):
     text = "A=1\nexport B=\"two\\nlines\"\nC='$literal'\n"
-    imported = services.import_dotenv(actor=alice, workspace=team, text=text, tags=["env:prod", "team:ops"])
+    imported = import_dotenv(actor=alice, workspace=team, text=text, tags=["env:prod", "team:ops"])
     assert [secret.key for secret in imported] == ["A", "B", "C"]
     assert values_in(team) == {"A": "1", "B": "two\nlines", "C": "$literal"}
     for secret in Secret.objects.filter(workspace=team):
@@ -224,7 +236,7 @@ def test_an_import_adds_every_secret_byte_exactly_with_the_tags(alice, team):
 
 def test_an_import_writes_one_audit_event_per_secret_and_no_value(alice, team):
     before = AuditEvent.objects.count()
-    services.import_dotenv(actor=alice, workspace=team, text=f"A={CANARY}\nB={CANARY}2\n", tags=["env:dev"])
+    import_dotenv(actor=alice, workspace=team, text=f"A={CANARY}\nB={CANARY}2\n", tags=["env:dev"])
     events = list(AuditEvent.objects.order_by("id")[before:])
     assert [(e.action, e.secret_key, e.actor_username, e.detail) for e in events] == [
         (AuditEvent.Action.SECRET_CREATED, "A", "alice", {"tags": ["env:dev"]}),
@@ -235,7 +247,7 @@ def test_an_import_writes_one_audit_event_per_secret_and_no_value(alice, team):
 
 def test_one_invalid_line_imports_nothing(alice, team):
     with pytest.raises(DotenvInvalid) as refused:
-        services.import_dotenv(actor=alice, workspace=team, text="A=1\nB=\nC=3\n", tags=["env:new"])
+        import_dotenv(actor=alice, workspace=team, text="A=1\nB=\nC=3\n", tags=["env:new"])
     assert [(line.line, line.key, line.code) for line in refused.value.plan.refused_lines] == [(2, "B", "empty_value")]
     assert "Line 2:" in refused.value.message
     assert not Secret.objects.filter(workspace=team).exists()
@@ -243,19 +255,19 @@ def test_one_invalid_line_imports_nothing(alice, team):
 
 
 def test_one_conflict_imports_nothing_and_never_overwrites(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="B", value="original")
+    create_secret(actor=alice, workspace=team, key="B", value="original")
     with pytest.raises(DotenvConflicts) as refused:
-        services.import_dotenv(actor=alice, workspace=team, text="A=1\nB=replacement\n")
+        import_dotenv(actor=alice, workspace=team, text="A=1\nB=replacement\n")
     assert refused.value.keys == ["B"] and "B (line 2)" in refused.value.message
     assert values_in(team) == {"B": "original"}
 
 
 def test_a_key_taken_after_the_plan_was_read_imports_nothing(alice, team, monkeypatch):
-    services.create_secret(actor=alice, workspace=team, key="B", value="original")
+    create_secret(actor=alice, workspace=team, key="B", value="original")
     # The plan saw the workspace before someone added B; the write then finds it taken.
-    monkeypatch.setattr(selectors, "secret_keys_taken", lambda workspace, keys: set())
+    monkeypatch.setattr(secret_selectors, "secret_keys_taken", lambda workspace, keys: set())
     with pytest.raises(DotenvConflicts) as refused:
-        services.import_dotenv(actor=alice, workspace=team, text="A=1\nB=2\n")
+        import_dotenv(actor=alice, workspace=team, text="A=1\nB=2\n")
     assert [(line.line, line.key, line.status) for line in refused.value.plan.refused_lines] == [(2, "B", "conflict")]
     assert values_in(team) == {"B": "original"}
 
@@ -264,9 +276,9 @@ def test_a_failure_in_the_middle_of_the_write_leaves_nothing(alice, team, monkey
     def explode(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_events", explode)
+    monkeypatch.setattr(audit, "record_events", explode)
     with pytest.raises(RuntimeError):
-        services.import_dotenv(actor=alice, workspace=team, text="A=1\nB=2\n", tags=["env:new"])
+        import_dotenv(actor=alice, workspace=team, text="A=1\nB=2\n", tags=["env:new"])
     assert not Secret.objects.filter(workspace=team).exists()
     assert not Tag.objects.filter(workspace=team).exists()
 
@@ -274,20 +286,18 @@ def test_a_failure_in_the_middle_of_the_write_leaves_nothing(alice, team, monkey
 def test_a_viewer_may_neither_preview_nor_import(alice, bob, team, add_member):
     add_member(bob, Role.VIEWER)
     with pytest.raises(AccessDenied):
-        services.plan_dotenv_import(actor=bob, workspace=team, text="A=1\n")
+        plan_dotenv_import(actor=bob, workspace=team, text="A=1\n")
     with pytest.raises(AccessDenied):
-        services.import_dotenv(actor=bob, workspace=team, text="A=1\n")
+        import_dotenv(actor=bob, workspace=team, text="A=1\n")
     assert not Secret.objects.filter(workspace=team).exists()
 
 
 def test_a_member_may_not_import_with_a_tag_that_carries_grants(alice, bob, team, add_member):
     add_member(bob, Role.MEMBER)
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:ops", permission_names=["view"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:ops", permission_names=["view"], username="bob")
     with pytest.raises(AccessDenied):
-        services.plan_dotenv_import(actor=bob, workspace=team, text="A=1\n", tags=["team:ops"])
-    assert services.plan_dotenv_import(actor=bob, workspace=team, text="A=1\n", tags=["env:dev"]).importable
+        plan_dotenv_import(actor=bob, workspace=team, text="A=1\n", tags=["team:ops"])
+    assert plan_dotenv_import(actor=bob, workspace=team, text="A=1\n", tags=["env:dev"]).importable
 
 
 def test_the_number_of_queries_does_not_grow_with_the_number_of_lines(alice, team):
@@ -297,7 +307,7 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_lines(alice, tea
         workspace = Workspace.objects.get(pk=team.pk)  # fresh: nothing cached from the last import
         text = "".join(f"{prefix}_{n}=value-{n}\n" for n in range(count))
         with CaptureQueriesContext(connection) as queries:
-            services.import_dotenv(actor=alice, workspace=workspace, text=text, tags=["env:dev"])
+            import_dotenv(actor=alice, workspace=workspace, text=text, tags=["env:dev"])
         return [query["sql"].split()[0] for query in queries]
 
     few, many = statements_to_import(5, "FEW"), statements_to_import(200, "MANY")
@@ -312,7 +322,7 @@ def test_the_number_of_queries_does_not_grow_with_the_number_of_lines(alice, tea
 
 
 def test_a_dry_run_answers_each_line_and_writes_nothing(alice_api, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     response = alice_api.post(IMPORT_API, {"dotenv": f"NEW={CANARY}\nTAKEN=x\nBAD=\n", "dry_run": True})
     assert response.status_code == 200
     body = response.json()
@@ -324,7 +334,7 @@ def test_a_dry_run_answers_each_line_and_writes_nothing(alice_api, alice, team):
         "key": "BAD",
         "status": "invalid",
         "code": "empty_value",
-        "error": services.DOTENV_EMPTY_VALUE_MESSAGE,
+        "error": DOTENV_EMPTY_VALUE_MESSAGE,
     }
     assert_no_canary(response.content.decode())
     assert set(values_in(team)) == {"TAKEN"}
@@ -347,7 +357,7 @@ def test_an_import_through_the_api_answers_the_keys_it_added(alice_api, team):
 
 
 def test_invalid_lines_are_a_400_listing_every_problem_and_nothing_is_written(alice_api, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     response = alice_api.post(IMPORT_API, {"dotenv": f"A={CANARY}\n{CANARY}\nTAKEN=1\nC=\n"})
     assert error_of(response) == (400, "invalid_input")
     error = response.json()["error"]
@@ -359,7 +369,7 @@ def test_invalid_lines_are_a_400_listing_every_problem_and_nothing_is_written(al
 
 
 def test_conflicts_are_a_409_listing_the_keys_and_nothing_is_written(alice_api, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="B", value="original")
+    create_secret(actor=alice, workspace=team, key="B", value="original")
     response = alice_api.post(IMPORT_API, {"dotenv": "A=1\nB=2\n"})
     assert error_of(response) == (409, "secret_exists")
     error = response.json()["error"]
@@ -370,7 +380,7 @@ def test_conflicts_are_a_409_listing_the_keys_and_nothing_is_written(alice_api, 
             "key": "B",
             "status": "conflict",
             "code": "secret_exists",
-            "error": services.DOTENV_CONFLICT_MESSAGE,
+            "error": DOTENV_CONFLICT_MESSAGE,
         }
     ]
     assert values_in(team) == {"B": "original"}
@@ -407,7 +417,7 @@ def test_a_viewer_gets_403_a_stranger_404_and_nobody_signed_in_401(alice, bob, t
     bob_api.login("bob")
     assert error_of(bob_api.post(IMPORT_API, {"dotenv": "A=1\n", "dry_run": True})) == (403, "permission_denied")
     carol = JsonClient()
-    services.register_user(username="carol", email="", password=PASSWORD)
+    register_user(username="carol", email="", password=PASSWORD)
     carol.login("carol")
     assert error_of(carol.post(IMPORT_API, {"dotenv": "A=1\n"})) == (404, "workspace_not_found")
     api.refresh_csrf()
@@ -422,7 +432,7 @@ def test_the_import_needs_the_csrf_token(alice_api, team):
 
 
 def test_a_secret_called_import_is_still_read_and_deleted_at_its_address(alice_api, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="import", value="v")
+    create_secret(actor=alice, workspace=team, key="import", value="v")
     assert alice_api.get(IMPORT_API).json()["key"] == "import"
     assert error_of(alice_api.send("PUT", IMPORT_API, {})) == (405, "secret_immutable")
     assert alice_api.delete(IMPORT_API).status_code == 204
@@ -430,8 +440,8 @@ def test_a_secret_called_import_is_still_read_and_deleted_at_its_address(alice_a
 
 
 def test_a_key_taken_between_check_and_write_is_a_409(alice_api, alice, team, monkeypatch):
-    services.create_secret(actor=alice, workspace=team, key="B", value="original")
-    monkeypatch.setattr(selectors, "secret_keys_taken", lambda workspace, keys: set())
+    create_secret(actor=alice, workspace=team, key="B", value="original")
+    monkeypatch.setattr(secret_selectors, "secret_keys_taken", lambda workspace, keys: set())
     response = alice_api.post(IMPORT_API, {"dotenv": "A=1\nB=2\n"})
     assert error_of(response) == (409, "secret_exists")
     assert response.json()["error"]["entries"][0]["line"] == 2
@@ -470,7 +480,7 @@ def test_the_import_page_offers_a_text_box_an_upload_and_tags(alice_browser, tea
 
 
 def test_a_pasted_file_is_previewed_by_key_and_line_never_by_value(alice_browser, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     text = f'# prod\r\nAPI_KEY={CANARY}\r\nPEM="{CANARY}\r\nline two"\r\n'
     response = alice_browser.post(IMPORT_PAGE, {"dotenv": text, "tags": "env:prod"})
     assert response.status_code == 200
@@ -507,14 +517,14 @@ def test_a_file_with_an_invalid_line_gets_no_import_button(alice_browser, team):
     response = alice_browser.post(IMPORT_PAGE, {"dotenv": f"A={CANARY}\nB=\n{CANARY}\n"})
     assert response.status_code == 400
     page = text_of(response)
-    assert "Nothing was imported" in page and services.DOTENV_EMPTY_VALUE_MESSAGE in page
+    assert "Nothing was imported" in page and DOTENV_EMPTY_VALUE_MESSAGE in page
     assert "not KEY=value" in page
     assert 'name="pending"' not in page and "Import 1 secret" not in page
     assert_no_canary(response.content.decode())
 
 
 def test_a_conflict_is_shown_and_gets_no_import_button(alice_browser, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="B", value="original")
+    create_secret(actor=alice, workspace=team, key="B", value="original")
     response = alice_browser.post(IMPORT_PAGE, {"dotenv": "A=1\nB=2\n"})
     assert response.status_code == 409
     assert "conflict" in text_of(response) and 'name="pending"' not in text_of(response)
@@ -522,11 +532,11 @@ def test_a_conflict_is_shown_and_gets_no_import_button(alice_browser, alice, tea
 
 def test_a_key_added_between_preview_and_confirm_imports_nothing_and_shows_the_conflict(alice_browser, alice, team):
     preview = alice_browser.post(IMPORT_PAGE, {"dotenv": "A=1\nB=2\n"})
-    services.create_secret(actor=alice, workspace=team, key="B", value="meanwhile")
+    create_secret(actor=alice, workspace=team, key="B", value="meanwhile")
     response = alice_browser.post(CONFIRM_PAGE, {"pending": pending_token(preview)})
     assert response.status_code == 409
     page = text_of(response)
-    assert services.DOTENV_CONFLICT_MESSAGE in page and "Nothing was imported" in page
+    assert DOTENV_CONFLICT_MESSAGE in page and "Nothing was imported" in page
     assert values_in(team) == {"B": "meanwhile"}
 
 
@@ -564,7 +574,7 @@ def test_a_viewer_gets_403_and_a_stranger_404_on_the_import_pages(alice, bob, te
     assert viewer.get(IMPORT_PAGE).status_code == 403
     assert viewer.post(IMPORT_PAGE, {"dotenv": "A=1\n"}).status_code == 403
     assert viewer.post(CONFIRM_PAGE, {"pending": "x"}).status_code == 403
-    stranger = signed_in_client(services.register_user(username="carol", email="", password=PASSWORD))
+    stranger = signed_in_client(register_user(username="carol", email="", password=PASSWORD))
     assert stranger.get(IMPORT_PAGE).status_code == 404
     assert stranger.post(CONFIRM_PAGE, {"pending": "x"}).status_code == 404
     assert not Secret.objects.filter(workspace=team).exists()
@@ -574,7 +584,7 @@ def test_a_viewer_cannot_confirm_a_preview_made_while_they_were_a_member(alice, 
     add_member(bob, Role.MEMBER)
     bob_browser = signed_in_client(bob)
     preview = bob_browser.post(IMPORT_PAGE, {"dotenv": "A=1\n"})
-    services.change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
+    change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
     assert bob_browser.post(CONFIRM_PAGE, {"pending": pending_token(preview)}).status_code == 403
     assert not Secret.objects.filter(workspace=team).exists()
 
@@ -650,7 +660,7 @@ def everything_logged(caplog, settings):
 
 
 def test_no_log_line_holds_a_value_through_a_whole_import(alice, alice_browser, alice_api, team, everything_logged):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     text = f"A={CANARY}\nB='{CANARY}'\n"
     preview = alice_browser.post(IMPORT_PAGE, {"dotenv": text})
     alice_browser.post(CONFIRM_PAGE, {"pending": pending_token(preview)})
@@ -671,7 +681,7 @@ def _fail_audit(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_events", explode)
+    monkeypatch.setattr(audit, "record_events", explode)
 
 
 @pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG page"])
@@ -737,7 +747,7 @@ def test_the_client_previews_then_imports_a_file(console, team):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_client_raises_with_every_refused_line(console, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
+    create_secret(actor=alice, workspace=team, key="TAKEN", value="v")
     with pytest.raises(ClientError) as conflict:
         console.import_dotenv("team", "A=1\nTAKEN=2\n")
     assert (conflict.value.status, conflict.value.code) == (409, "secret_exists")

@@ -14,9 +14,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import models
 
-from secrets_app import crypto, selectors, services
+from secrets_app import crypto
 from secrets_app.fields import SealedValue
 from secrets_app.models import AuditEvent, Secret
+from secrets_app.selectors.keys import sealed_value_counts
+from secrets_app.services.keys import reseal_secrets
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret, delete_secret, import_secrets
+from secrets_app.services.workspaces import create_team_workspace
 from tests.test_runners import launch, read, runner_client
 
 pytestmark = pytest.mark.django_db
@@ -36,9 +41,9 @@ def value_of(number: int) -> str:
 def sealed_under_old_key(settings, alice, team):
     """1,200 secrets in two workspaces sealed under `old`; then the ring gains `new` as active key."""
     settings.SECRETS_ENCRYPTION_KEYS = OLD_RING
-    personal = services.create_team_workspace(actor=alice, name="Second", slug="second")
+    personal = create_team_workspace(actor=alice, name="Second", slug="second")
     for workspace, start in ((team, 0), (personal, 600)):
-        services.import_secrets(
+        import_secrets(
             actor=alice,
             workspace=workspace,
             entries=[(f"KEY_{number:05}", value_of(number), []) for number in range(start, start + 600)],
@@ -68,8 +73,8 @@ def assert_every_value_opens_under(key_id: str) -> None:
 
 def test_new_values_record_the_key_id_that_sealed_them(settings, alice, team):
     settings.SECRETS_ENCRYPTION_KEYS = ROTATED_RING
-    one = services.create_secret(actor=alice, workspace=team, key="ONE", value="1")
-    services.import_secrets(actor=alice, workspace=team, entries=[("TWO", "2", [])])
+    one = create_secret(actor=alice, workspace=team, key="ONE", value="1")
+    import_secrets(actor=alice, workspace=team, entries=[("TWO", "2", [])])
     for secret in Secret.objects.filter(key__in=["ONE", "TWO"]):
         assert secret.key_id == "new" == crypto.sealed_key_id(secret.value)
     assert Secret.objects.get(pk=one.pk).reveal_value() == "1"
@@ -117,7 +122,7 @@ def test_a_rotation_that_dies_mid_batch_loses_nothing_and_a_rerun_finishes(seale
         rotate("--batch-size", "300")
 
     # Two whole batches committed; the third rolled back, still sealed (and readable) under `old`.
-    assert selectors.sealed_value_counts() == {"new": 600, "old": 600}
+    assert sealed_value_counts() == {"new": 600, "old": 600}
     for secret in Secret.objects.all():
         assert secret.reveal_value() == value_of(int(secret.key.removeprefix("KEY_")))
 
@@ -152,9 +157,9 @@ def test_values_under_a_key_missing_from_the_ring_are_named_and_the_rest_rotated
 
 def test_a_secret_deleted_after_it_was_read_for_rotation_is_not_brought_back(sealed_under_old_key, alice):
     batch = list(Secret.objects.filter(key_id="old").order_by("id")[:3])
-    services.delete_secret(actor=alice, secret=batch[1])
+    delete_secret(actor=alice, secret=batch[1])
 
-    outcome = services.reseal_secrets(batch)
+    outcome = reseal_secrets(batch)
 
     assert (outcome.resealed, outcome.gone, outcome.unreadable) == (2, 1, [])
     assert not Secret.objects.filter(pk=batch[1].pk).exists()
@@ -237,9 +242,9 @@ def test_a_hundred_thousand_encryptions_use_a_hundred_thousand_distinct_nonces()
 def test_flipping_any_byte_of_a_stored_value_gives_runners_one_generic_error(alice, team):
     from tests.test_runners import DEFINITION
 
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="the value")
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="other")
-    workflow = services.register_workflow(actor=alice, workspace=team, name="nightly", definition=DEFINITION)
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="the value")
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="other")
+    workflow = register_workflow(actor=alice, workspace=team, name="nightly", definition=DEFINITION)
     _, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
     secret = Secret.objects.get(key="API_KEY")

@@ -10,9 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from secrets_app import services
 from secrets_app.client import ClientError, ConsoleClient
 from secrets_app.models import AuditEvent, Secret, Workspace
+from secrets_app.services.audit import audit_event, record_events
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.runs import finish_execution, register_workflow
+from secrets_app.services.secrets import create_secret
 from tests import test_runners
 from tests.conftest import PASSWORD, error_of, signed_in_client
 from tests.test_runners import launch, read, runner_client
@@ -40,7 +43,7 @@ def listed(client, query: str = "") -> dict[str, dict]:
 def read_long_ago(workspace: Workspace, key: str, *, days_ago: float, workflow_reference: str = "team/old") -> None:
     """A runner read recorded `days_ago` days ago, as the runner read records one."""
     secret = Secret.objects.get(workspace=workspace, key=key)
-    event = services.audit_event(
+    event = audit_event(
         action=AuditEvent.Action.SECRET_READ,
         actor=secret.created_by,
         workspace=workspace,
@@ -48,7 +51,7 @@ def read_long_ago(workspace: Workspace, key: str, *, days_ago: float, workflow_r
         detail={"workflow": workflow_reference, "local": False},
     )
     event.at = timezone.now() - datetime.timedelta(days=days_ago)
-    services.record_events([event])
+    record_events([event])
 
 
 def test_the_list_shows_the_last_read_and_the_reads_of_the_last_30_days(alice, team, workflow):
@@ -97,7 +100,7 @@ def test_the_api_gives_the_last_read_in_the_list_and_for_one_secret(alice, alice
 
 
 def test_a_local_run_is_shown_as_one_with_its_reader(alice, alice_api):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="v")
     assert read(alice_api, "MINE").status_code == 200
     mine = alice_api.get("/api/v1/workspaces/alice/secrets/MINE/").json()
     assert mine["last_read_by_user"] == "alice" and mine["reads_last_30_days"] == 1
@@ -130,7 +133,7 @@ def test_reads_older_than_30_days_are_not_counted_but_the_last_read_is_the_lates
 def test_refused_reads_are_not_reads(alice, alice_api, team, workflow):
     execution, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
-    services.finish_execution(actor=alice, execution=execution)
+    finish_execution(actor=alice, execution=execution)
     assert error_of(read(runner, "API_KEY"))[0] == 401
     api_key = listed(alice_api)["API_KEY"]
     assert api_key["last_read_at"] is None and api_key["reads_last_30_days"] == 0
@@ -138,9 +141,7 @@ def test_refused_reads_are_not_reads(alice, alice_api, team, workflow):
 
 def test_a_grantee_sees_the_last_use_of_the_secrets_it_reaches(alice, bob, team, workflow, add_member, bob_api):
     add_member(bob, "viewer")
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob")
     _, session_key = launch(alice, team, workflow)
     read(runner_client(session_key), "DB_PASSWORD")
     seen = listed(bob_api)
@@ -154,7 +155,7 @@ def test_a_grantee_sees_the_last_use_of_the_secrets_it_reaches(alice, bob, team,
 @pytest.fixture
 def stale(alice, team, workflow):
     """API_KEY read just now, DB_PASSWORD 40 days ago, NEVER_READ never."""
-    services.create_secret(actor=alice, workspace=team, key="NEVER_READ", value="v")
+    create_secret(actor=alice, workspace=team, key="NEVER_READ", value="v")
     _, session_key = launch(alice, team, workflow)
     read(runner_client(session_key), "API_KEY")
     read_long_ago(team, "DB_PASSWORD", days_ago=40)
@@ -179,7 +180,7 @@ def test_the_page_filters_secrets_not_read_in_n_days(alice, stale):
 
 def test_the_unread_filter_combines_with_the_others_and_survives_paging(alice, stale):
     for number in range(55):
-        services.create_secret(
+        create_secret(
             actor=alice, workspace=stale, key=f"UNUSED_{number:02}", value=f"unused-{number}", tags=["env:old"]
         )
     browser = signed_in_client(alice)
@@ -221,7 +222,7 @@ def test_the_list_costs_the_same_queries_whatever_the_reads_and_the_filter(alice
     _, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
     for number in range(30):
-        services.create_secret(actor=alice, workspace=team, key=f"K{number:02}", value="v")
+        create_secret(actor=alice, workspace=team, key=f"K{number:02}", value="v")
         read(runner, f"K{number:02}")
     after = {path: _queries(browser, path) for path in (SECRETS_PAGE, SECRETS_API)}
     filtered = {path: _queries(browser, path + "?unread_days=7") for path in (SECRETS_PAGE, SECRETS_API)}
@@ -245,9 +246,9 @@ def test_a_runner_read_writes_only_its_audit_event(alice, team, workflow):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_client_lists_last_use_and_stale_secrets(live_server, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="USED", value="v")
-    services.create_secret(actor=alice, workspace=team, key="UNUSED", value="v")
-    nightly = services.register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    create_secret(actor=alice, workspace=team, key="USED", value="v")
+    create_secret(actor=alice, workspace=team, key="UNUSED", value="v")
+    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={})
     execution, session_key = launch(alice, team, nightly)
     assert ConsoleClient(live_server.url, session_key).get_secret("USED") == "v"
     console = ConsoleClient(live_server.url)

@@ -10,11 +10,13 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from secrets_app import crypto, services
+from secrets_app import crypto
 from secrets_app.crypto import DecryptionFailed
 from secrets_app.errors import SecretImmutable
 from secrets_app.fields import SealedValue
 from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
+from secrets_app.services.secrets import create_secret, delete_secret
+from secrets_app.services.workspaces import add_member
 
 pytestmark = pytest.mark.django_db
 
@@ -67,16 +69,14 @@ def test_personal_slugs_stay_unique_when_usernames_collide(make_user):
 @pytest.mark.parametrize("value", AWKWARD_VALUES, ids=range(len(AWKWARD_VALUES)))
 def test_awkward_values_round_trip_byte_exactly(alice, value):
     workspace = alice.personal_workspace
-    secret = services.create_secret(actor=alice, workspace=workspace, key="AWKWARD", value=value)
+    secret = create_secret(actor=alice, workspace=workspace, key="AWKWARD", value=value)
     reloaded = Secret.objects.get(pk=secret.pk)
     assert reloaded.reveal_value() == value
     assert reloaded.reveal_value().encode("utf-8") == value.encode("utf-8")
 
 
 def test_database_holds_only_the_sealed_form_bound_to_the_row(alice):
-    secret = services.create_secret(
-        actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="plain-token-value"
-    )
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="plain-token-value")
     stored = raw_stored_bytes(secret.pk)
     assert b"plain-token-value" not in stored
     assert stored[0] == crypto.FORMAT_VERSION
@@ -84,13 +84,13 @@ def test_database_holds_only_the_sealed_form_bound_to_the_row(alice):
 
 
 def test_instance_keeps_only_ciphertext_after_save(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="in-memory")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="in-memory")
     assert isinstance(secret.value, SealedValue)
     assert "in-memory" not in repr(secret.__dict__)
 
 
 def test_reading_the_field_gives_ciphertext_never_the_value(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="attr-canary")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="TOKEN", value="attr-canary")
     loaded = Secret.objects.get(pk=secret.pk)
     assert isinstance(loaded.value, SealedValue)
     assert b"attr-canary" not in loaded.value and "attr-canary" not in str(loaded.value)
@@ -98,8 +98,8 @@ def test_reading_the_field_gives_ciphertext_never_the_value(alice):
 
 def test_ciphertext_copied_to_another_row_fails_loudly_instead_of_reading_the_wrong_value(alice):
     workspace = alice.personal_workspace
-    source = services.create_secret(actor=alice, workspace=workspace, key="SOURCE", value="source-value")
-    target = services.create_secret(actor=alice, workspace=workspace, key="TARGET", value="target-value")
+    source = create_secret(actor=alice, workspace=workspace, key="SOURCE", value="source-value")
+    target = create_secret(actor=alice, workspace=workspace, key="TARGET", value="target-value")
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE secrets_app_secret SET value = (SELECT value FROM secrets_app_secret WHERE key = %s) "
@@ -113,8 +113,8 @@ def test_ciphertext_copied_to_another_row_fails_loudly_instead_of_reading_the_wr
 
 
 def test_ciphertext_copied_to_another_workspace_with_the_same_key_fails(alice, team):
-    personal = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="SAME", value="personal")
-    services.create_secret(actor=alice, workspace=team, key="SAME", value="team")
+    personal = create_secret(actor=alice, workspace=alice.personal_workspace, key="SAME", value="personal")
+    create_secret(actor=alice, workspace=team, key="SAME", value="team")
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE secrets_app_secret SET value = %s WHERE workspace_id = %s AND key = 'SAME'",
@@ -125,26 +125,26 @@ def test_ciphertext_copied_to_another_workspace_with_the_same_key_fails(alice, t
 
 
 def test_changing_secret_key_setting_leaves_every_value_readable(alice, settings):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="survives")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="survives")
     settings.SECRET_KEY = "an entirely different django secret key for signing " * 2
     assert Secret.objects.get(pk=secret.pk).reveal_value() == "survives"
 
 
 def test_values_sealed_under_a_retired_active_key_read_after_a_new_key_is_added(alice, settings):
     old_ring = settings.SECRETS_ENCRYPTION_KEYS
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="old-key-value")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="old-key-value")
     new_key = base64.b64encode(os.urandom(32)).decode()
     settings.SECRETS_ENCRYPTION_KEYS = f"newest:{new_key},{old_ring}"
     settings.SECRETS_ENCRYPTION_ACTIVE_KEY = "newest"
     assert Secret.objects.get(pk=secret.pk).reveal_value() == "old-key-value"
-    fresh = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K2", value="new")
+    fresh = create_secret(actor=alice, workspace=alice.personal_workspace, key="K2", value="new")
     assert crypto.sealed_key_id(raw_stored_bytes(fresh.pk)) == "newest"
 
 
 def test_listing_with_deferred_values_survives_a_corrupt_row(alice):
     workspace = alice.personal_workspace
-    services.create_secret(actor=alice, workspace=workspace, key="GOOD", value="good")
-    broken = services.create_secret(actor=alice, workspace=workspace, key="BROKEN", value="broken")
+    create_secret(actor=alice, workspace=workspace, key="GOOD", value="good")
+    broken = create_secret(actor=alice, workspace=workspace, key="BROKEN", value="broken")
     with connection.cursor() as cursor:
         cursor.execute("UPDATE secrets_app_secret SET value = %s WHERE key = 'BROKEN'", [b"\x01garbage"])
     keys = [s.key for s in Secret.objects.filter(workspace=workspace).defer("value")]
@@ -154,7 +154,7 @@ def test_listing_with_deferred_values_survives_a_corrupt_row(alice):
 
 
 def test_saving_a_changed_key_is_refused(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     secret = Secret.objects.get(pk=secret.pk)
     secret.key = "RENAMED"
     with pytest.raises(SecretImmutable):
@@ -163,7 +163,7 @@ def test_saving_a_changed_key_is_refused(alice):
 
 
 def test_saving_a_changed_value_is_refused(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     secret = Secret.objects.get(pk=secret.pk)
     secret.value = "changed"
     with pytest.raises(SecretImmutable):
@@ -172,14 +172,14 @@ def test_saving_a_changed_value_is_refused(alice):
 
 
 def test_moving_a_secret_to_another_workspace_is_refused(alice, team):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     secret.workspace = team
     with pytest.raises(SecretImmutable):
         secret.save()
 
 
 def test_saving_an_unchanged_secret_keeps_its_value(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     reloaded = Secret.objects.get(pk=secret.pk)
     reloaded.save()
     assert Secret.objects.get(pk=secret.pk).reveal_value() == "v"
@@ -187,7 +187,7 @@ def test_saving_an_unchanged_secret_keeps_its_value(alice):
 
 @pytest.mark.parametrize("field", ["key", "value", "workspace", "workspace_id", "id"])
 def test_queryset_update_of_an_identity_field_is_refused(alice, field):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     new = {"key": "NEW", "value": SealedValue(b"x"), "workspace": None, "workspace_id": 999, "id": secret.pk}[field]
     with pytest.raises(SecretImmutable):
         Secret.objects.filter(pk=secret.pk).update(**{field: new})
@@ -195,27 +195,27 @@ def test_queryset_update_of_an_identity_field_is_refused(alice, field):
 
 
 def test_bulk_update_of_key_is_refused(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     secret.key = "NEW"
     with pytest.raises(SecretImmutable):
         Secret.objects.bulk_update([secret], ["key"])
 
 
 def test_plaintext_can_never_be_written_through_a_raw_update(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     with pytest.raises(TypeError), transaction.atomic():
         QuerySet.update(Secret.objects.filter(pk=secret.pk), value="plaintext")
     assert Secret.objects.get(pk=secret.pk).reveal_value() == "v"
 
 
 def test_repr_and_str_of_a_secret_never_hold_the_value(alice):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="repr-canary")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="repr-canary")
     for text in (repr(secret), str(secret), repr(Secret.objects.get(pk=secret.pk)), repr(secret.__dict__["value"])):
         assert "repr-canary" not in text
 
 
 def test_dumpdata_writes_ciphertext_never_plaintext(alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="dump-canary-value")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="dump-canary-value")
     out = io.StringIO()
     call_command("dumpdata", "secrets_app.secret", stdout=out)
     dumped = out.getvalue()
@@ -224,7 +224,7 @@ def test_dumpdata_writes_ciphertext_never_plaintext(alice):
 
 
 def test_dumpdata_and_loaddata_round_trip_keeps_the_value(alice, tmp_path):
-    secret = services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="round-trip")
+    secret = create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="round-trip")
     fixture = tmp_path / "secrets.json"
     call_command("dumpdata", "secrets_app.secret", output=str(fixture))
     Secret.objects.all().delete()
@@ -234,13 +234,13 @@ def test_dumpdata_and_loaddata_round_trip_keeps_the_value(alice, tmp_path):
 
 def test_deleting_a_secret_erases_its_ciphertext_and_frees_the_key(alice):
     workspace = alice.personal_workspace
-    secret = services.create_secret(actor=alice, workspace=workspace, key="K", value="first")
+    secret = create_secret(actor=alice, workspace=workspace, key="K", value="first")
     stored = raw_stored_bytes(secret.pk)
-    services.delete_secret(actor=alice, secret=secret)
+    delete_secret(actor=alice, secret=secret)
     with connection.cursor() as cursor:
         cursor.execute("SELECT value FROM secrets_app_secret")
         assert all(bytes(row[0]) != stored for row in cursor.fetchall())
-    again = services.create_secret(actor=alice, workspace=workspace, key="K", value="second")
+    again = create_secret(actor=alice, workspace=workspace, key="K", value="second")
     assert Secret.objects.get(pk=again.pk).reveal_value() == "second"
 
 
@@ -258,9 +258,9 @@ def test_audit_events_cannot_be_changed_or_deleted(alice):
 
 
 def test_deleting_a_user_keeps_their_audit_history(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="K", value="v")
+    create_secret(actor=alice, workspace=team, key="K", value="v")
     bob = get_user_model().objects.create_user("bob")
-    services.add_member(actor=alice, workspace=team, username="bob", role=Role.OWNER)
+    add_member(actor=alice, workspace=team, username="bob", role=Role.OWNER)
     count = AuditEvent.objects.count()
     alice.delete()
     assert AuditEvent.objects.count() == count

@@ -8,7 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
-from secrets_app import services
+from secrets_app.services import audit
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import create_team_workspace
 from tests.conftest import JsonClient
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +36,7 @@ def assert_no_canary(*texts: str) -> None:
 
 def test_no_page_listing_admin_view_or_log_line_shows_a_value(alice, everything_logged):
     root = get_user_model().objects.create_superuser("root", "root@example.com", "x")
-    team = services.create_team_workspace(actor=alice, name="Team", slug="team")
+    team = create_team_workspace(actor=alice, name="Team", slug="team")
     api = JsonClient()
     api.login("alice")
     assert (
@@ -76,7 +79,7 @@ def api_with_a_failing_audit_log(alice, monkeypatch) -> JsonClient:
     def explode(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_events", explode)
+    monkeypatch.setattr(audit, "record_events", explode)
     api = JsonClient()
     api.login("alice")
     api.client.raise_request_exception = False
@@ -122,9 +125,9 @@ def running_workflow(alice):
     """A value in alice's team workspace, and a runner session of a workflow that uses it."""
     from tests.test_runners import launch, runner_client
 
-    team = services.create_team_workspace(actor=alice, name="Team", slug="team")
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value=CANARY)
-    workflow = services.register_workflow(
+    team = create_team_workspace(actor=alice, name="Team", slug="team")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value=CANARY)
+    workflow = register_workflow(
         actor=alice, workspace=team, name="nightly", definition={"token": "${workflow.secrets.API_KEY}"}
     )
     _, session_key = launch(alice, team, workflow)
@@ -137,21 +140,28 @@ def _fail_audit(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_events", explode)
+    monkeypatch.setattr(audit, "record_events", explode)
 
 
 def _fail_answer(monkeypatch):
     """The values are read, decrypted and audited; building the answer that holds them then fails."""
-    from secrets_app import api
+    from secrets_app.api import runner, v1
 
-    real_json_response = api.JsonResponse
+    real_json_response, real_render = runner.JsonResponse, v1.api.renderer.render
 
     def fails_on_values(data, *args, **kwargs):
         if "value" in data or "document" in data:
             raise RuntimeError("answer could not be built")
         return real_json_response(data, *args, **kwargs)
 
-    monkeypatch.setattr(api, "JsonResponse", fails_on_values)
+    def render_fails_on_values(request, data, **kwargs):
+        if "value" in data or "document" in data:
+            raise RuntimeError("answer could not be built")
+        return real_render(request, data, **kwargs)
+
+    # The runner read builds its JsonResponse; resolve's answer is rendered by the API.
+    monkeypatch.setattr(runner, "JsonResponse", fails_on_values)
+    monkeypatch.setattr(v1.api.renderer, "render", render_fails_on_values)
 
 
 def _ui_create(alice, running_workflow):

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from secrets_app import services
 from secrets_app.client import ConsoleClient, redaction_forms
 from secrets_app.models import AuditEvent
+from secrets_app.selectors.grants import grants_in
+from secrets_app.services.grants import grant_tag_permissions, revoke_tag_grant
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import create_team_workspace
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,10 +108,10 @@ def run_client(operation: str, argument: str, **environment: str) -> dict:
 @pytest.fixture
 def console(live_server, alice, team):
     """Workspaces A (`team`, home of the workflow) and B (`other`), alice signed in over HTTP."""
-    services.create_team_workspace(actor=alice, name="Other", slug="other")
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="team-api-key")
-    services.create_secret(actor=alice, workspace=team, key="PEM_KEY", value=PEM, tags=["team:ops"])
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="personal-value")
+    create_team_workspace(actor=alice, name="Other", slug="other")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="team-api-key")
+    create_secret(actor=alice, workspace=team, key="PEM_KEY", value=PEM, tags=["team:ops"])
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="personal-value")
     client = ConsoleClient(live_server.url)
     client.login("alice", PASSWORD)
     client.register_workflow(
@@ -158,16 +161,14 @@ def test_after_finishing_the_runner_session_is_refused(live_server, console):
 
 
 def test_revoking_a_grant_mid_execution_refuses_the_next_read(live_server, console, alice, bob, team):
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:ops", permission_names=["use"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:ops", permission_names=["use"], username="bob")
     bob_client = ConsoleClient(live_server.url)
     bob_client.login("bob", PASSWORD)
     execution = bob_client.launch("team", "team/nightly")
     env = runner_env(live_server, execution["runner_session"])
     assert run_client("get", "PEM_KEY", **env) == {"value": PEM}
-    (grant,) = [g for g in services.selectors.grants_in(team) if g.grantee == "bob"]
-    services.revoke_tag_grant(actor=alice, workspace=team, grant_id=grant.id)
+    (grant,) = [g for g in grants_in(team) if g.grantee == "bob"]
+    revoke_tag_grant(actor=alice, workspace=team, grant_id=grant.id)
     answer = run_client("get", "PEM_KEY", **env)
     assert answer["error"] == "SecretNotFound" and answer["code"] == "secret_not_found"
     assert denied_reasons() == [("PEM_KEY", "secret_not_found")]
@@ -215,7 +216,7 @@ def test_local_context_answers_before_the_console_is_asked(live_server, console)
 
 
 def test_a_runner_logging_a_json_secret_in_every_form_leaves_none_of_it_in_its_log(live_server, console, team, alice):
-    services.create_secret(actor=alice, workspace=team, key="SERVICE_ACCOUNT", value=SERVICE_ACCOUNT)
+    create_secret(actor=alice, workspace=team, key="SERVICE_ACCOUNT", value=SERVICE_ACCOUNT)
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONSOLE")}
     env.update(runner_env(live_server, console.launch("team", "team/nightly")["runner_session"]))
     env.update(PYTHONPATH=str(ROOT), CONSOLE_LOGIN_FILE="/nonexistent/login.json")

@@ -12,9 +12,15 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
-from secrets_app import services
 from secrets_app.client import redaction_forms
 from secrets_app.models import AuditEvent, Execution, Role, Workflow
+from secrets_app.selectors.grants import grants_in
+from secrets_app.services import audit
+from secrets_app.services.grants import grant_tag_permissions, revoke_tag_grant
+from secrets_app.services.runs import delete_workflow, finish_execution, launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.workspaces import add_member as add_workspace_member
+from secrets_app.services.workspaces import change_member_role, create_team_workspace, delete_workspace, remove_member
 from tests.conftest import JsonClient, error_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -31,23 +37,23 @@ DEFINITION = {
 @pytest.fixture
 def other(alice):
     """A second team workspace alice owns."""
-    return services.create_team_workspace(actor=alice, name="Other", slug="other")
+    return create_team_workspace(actor=alice, name="Other", slug="other")
 
 
 @pytest.fixture
 def secrets_in_team(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value=API_KEY_VALUE)
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="pg-pass", tags=["team:data"])
+    create_secret(actor=alice, workspace=team, key="API_KEY", value=API_KEY_VALUE)
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="pg-pass", tags=["team:data"])
     return team
 
 
 @pytest.fixture
 def workflow(alice, secrets_in_team):
-    return services.register_workflow(actor=alice, workspace=secrets_in_team, name="nightly", definition=DEFINITION)
+    return register_workflow(actor=alice, workspace=secrets_in_team, name="nightly", definition=DEFINITION)
 
 
 def launch(actor, workspace, workflow, **kwargs):
-    return services.launch_execution(actor=actor, workspace=workspace, workflow=workflow, **kwargs)
+    return launch_execution(actor=actor, workspace=workspace, workflow=workflow, **kwargs)
 
 
 def runner_client(session_key: str) -> JsonClient:
@@ -240,11 +246,11 @@ def test_finishing_deletes_the_runner_session_from_the_store_at_once(alice_api, 
 def test_an_admin_who_did_not_launch_it_revokes_and_a_member_cannot(alice, bob, make_user, team, workflow, add_member):
     add_member(bob, Role.MEMBER)
     carol = make_user("carol")
-    services.add_member(actor=alice, workspace=team, username="carol", role=Role.ADMIN)
+    add_workspace_member(actor=alice, workspace=team, username="carol", role=Role.ADMIN)
     execution, session_key = launch(bob, team, workflow)
     dave_api = JsonClient()
     make_user("dave")
-    services.add_member(actor=alice, workspace=team, username="dave", role=Role.MEMBER)
+    add_workspace_member(actor=alice, workspace=team, username="dave", role=Role.MEMBER)
     dave_api.login("dave")
     assert error_of(dave_api.post(f"/api/v1/executions/{execution.id}/finish/")) == (403, "permission_denied")
     assert session_exists(session_key)
@@ -272,7 +278,7 @@ def test_a_runner_may_finish_its_own_execution(alice, team, workflow):
 
 def test_deleting_a_workflow_ends_its_runs(alice, team, other, workflow):
     execution, session_key = launch(alice, team, workflow)
-    services.delete_workflow(actor=alice, workflow=workflow)
+    delete_workflow(actor=alice, workflow=workflow)
     assert not session_exists(session_key)
     execution.refresh_from_db()
     assert execution.status == "revoked" and execution.workflow is None
@@ -281,7 +287,7 @@ def test_deleting_a_workflow_ends_its_runs(alice, team, other, workflow):
 def test_deleting_a_home_workspace_ends_runs_of_its_workflows_everywhere(alice, team, other, workflow):
     _, home_key = launch(alice, team, workflow)
     _, elsewhere_key = launch(alice, other, workflow)
-    services.delete_workspace(actor=alice, workspace=team)
+    delete_workspace(actor=alice, workspace=team)
     assert not session_exists(home_key) and not session_exists(elsewhere_key)
 
 
@@ -342,7 +348,7 @@ def test_the_runner_read_answers_the_forms_of_the_value_a_runner_masks_in_its_lo
     }
     assert expected <= set(redact)
     assert redact == redaction_forms(API_KEY_VALUE)  # the forms the client computes for a local value
-    services.finish_execution(actor=alice, execution=execution)
+    finish_execution(actor=alice, execution=execution)
     refused = read(runner, "API_KEY")
     assert error_of(refused) == (401, "execution_finished") and "redact" not in refused.json()
 
@@ -351,14 +357,14 @@ def test_a_json_secret_answers_each_of_its_leaf_strings_to_mask(alice, alice_api
     value = json.dumps(
         {"client_id": "app-1234", "client_secret": "s3cr3t-leaf", "scopes": ["read:all", "rw"]}, indent=2
     )
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="OAUTH", value=value)
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="OAUTH", value=value)
     redact = read(alice_api, "OAUTH").json()["redact"]
     assert {value, "s3cr3t-leaf", "app-1234", "read:all", '"client_secret": "s3cr3t-leaf",'} <= set(redact)
     assert "client_secret" not in redact and "rw" not in redact  # a key; too short to mask
 
 
 def test_a_run_in_another_workspace_is_refused_with_workspace_mismatch(alice, team, other, workflow):
-    services.create_secret(actor=alice, workspace=other, key="API_KEY", value="other-value")
+    create_secret(actor=alice, workspace=other, key="API_KEY", value="other-value")
     execution, session_key = launch(alice, other, workflow)
     response = read(runner_client(session_key), "API_KEY")
     assert error_of(response) == (403, "workspace_mismatch")
@@ -371,7 +377,7 @@ def test_a_run_in_another_workspace_is_refused_with_workspace_mismatch(alice, te
 def test_a_finished_execution_is_refused_and_the_refusal_audited(alice, team, workflow):
     execution, session_key = launch(alice, team, workflow)
     runner = runner_client(session_key)
-    services.finish_execution(actor=alice, execution=execution)
+    finish_execution(actor=alice, execution=execution)
     assert error_of(read(runner, "API_KEY")) == (401, "execution_finished")
     (event,) = events(AuditEvent.Action.SECRET_READ_DENIED)
     assert event.execution_id == execution.id and event.detail["reason"] == "execution_finished"
@@ -404,25 +410,23 @@ def test_permission_is_checked_at_read_time_not_at_launch(alice, bob, team, work
     _, session_key = launch(bob, team, workflow)
     runner = runner_client(session_key)
     assert read(runner, "API_KEY").status_code == 200
-    services.change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
+    change_member_role(actor=alice, workspace=team, username="bob", role=Role.VIEWER)
     response = read(runner, "API_KEY")
     assert error_of(response) == (404, "secret_not_found")  # a viewer may not even see it now
-    services.remove_member(actor=alice, workspace=team, username="bob")
+    remove_member(actor=alice, workspace=team, username="bob")
     assert error_of(read(runner, "API_KEY")) == (404, "secret_not_found")
     reasons = [e.detail["reason"] for e in events(AuditEvent.Action.SECRET_READ_DENIED)]
     assert reasons == ["secret_not_found", "secret_not_found"]
 
 
 def test_a_use_grant_lets_its_holder_run_and_revoking_it_stops_the_run(alice, bob, team, workflow):
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:data", permission_names=["use"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:data", permission_names=["use"], username="bob")
     _, session_key = launch(bob, team, workflow)
     runner = runner_client(session_key)
     assert read(runner, "DB_PASSWORD").json()["value"] == "pg-pass"
     assert error_of(read(runner, "API_KEY")) == (404, "secret_not_found")  # untagged: out of bob's reach
     (grant_id,) = [g for g in bob_grants(team)]
-    services.revoke_tag_grant(actor=alice, workspace=team, grant_id=grant_id)
+    revoke_tag_grant(actor=alice, workspace=team, grant_id=grant_id)
     assert error_of(read(runner, "DB_PASSWORD")) == (404, "secret_not_found")
     assert [e.detail["reason"] for e in events(AuditEvent.Action.SECRET_READ_DENIED)] == [
         "secret_not_found",
@@ -431,19 +435,13 @@ def test_a_use_grant_lets_its_holder_run_and_revoking_it_stops_the_run(alice, bo
 
 
 def bob_grants(team):
-    from secrets_app import selectors
-
-    return [g.id for g in selectors.grants_in(team) if g.grantee == "bob"]
+    return [g.id for g in grants_in(team) if g.grantee == "bob"]
 
 
 def test_a_view_grant_alone_lets_the_run_see_but_not_use_a_secret(alice, bob, team, workflow):
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:data", permission_names=["use"], username="bob"
-    )
-    services.create_secret(actor=alice, workspace=team, key="SEEN_ONLY", value="v", tags=["team:seen"])
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:seen", permission_names=["view"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:data", permission_names=["use"], username="bob")
+    create_secret(actor=alice, workspace=team, key="SEEN_ONLY", value="v", tags=["team:seen"])
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:seen", permission_names=["view"], username="bob")
     _, session_key = launch(bob, team, workflow)
     response = read(runner_client(session_key), "SEEN_ONLY")
     assert error_of(response) == (403, "permission_denied")
@@ -451,7 +449,7 @@ def test_a_view_grant_alone_lets_the_run_see_but_not_use_a_secret(alice, bob, te
 
 
 def test_a_local_run_reads_the_personal_workspace_only(alice, alice_api, team, workflow):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="personal")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="personal")
     response = read(alice_api, "MINE")
     assert response.status_code == 200
     assert response.json() == {
@@ -487,7 +485,7 @@ def test_a_failing_audit_write_fails_the_read_with_no_value(alice, team, workflo
     def audit_store_down(*args, **kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(services, "record_events", audit_store_down)
+    monkeypatch.setattr(audit, "record_events", audit_store_down)
     response = read(runner, "API_KEY")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "server_error"
@@ -501,7 +499,7 @@ def test_the_runner_read_runs_a_small_constant_number_of_queries(alice, team, wo
     with django_assert_max_num_queries(4):
         assert read(runner, "API_KEY").status_code == 200
     for number in range(200):
-        services.create_secret(actor=alice, workspace=team, key=f"MORE_{number}", value="v", tags=[f"t{number % 20}"])
+        create_secret(actor=alice, workspace=team, key=f"MORE_{number}", value="v", tags=[f"t{number % 20}"])
     with django_assert_max_num_queries(4):
         assert read(runner, "API_KEY").status_code == 200
 
@@ -614,12 +612,8 @@ def test_one_unknown_name_fails_the_whole_resolve_naming_it(alice, team, workflo
 
 
 def test_unknown_and_refused_names_are_reported_together(alice, bob, team, workflow):
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob"
-    )
-    services.grant_tag_permissions(
-        actor=alice, workspace=team, tag_name="team:run", permission_names=["use"], username="bob"
-    )
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob")
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="team:run", permission_names=["use"], username="bob")
     _, session_key = launch(bob, team, workflow)
     response = runner_client(session_key).post(
         "/api/v1/runner/resolve/", ["${workflow.secrets.DB_PASSWORD}", "${workflow.secrets.GHOST}"]
@@ -662,14 +656,14 @@ def test_bad_resolve_requests(alice, alice_api, api):
 
 
 def test_the_delete_confirmation_lists_the_workflows_that_reference_the_key(alice, team, workflow):
-    services.register_workflow(actor=alice, workspace=team, name="unrelated", definition={"x": 1})
+    register_workflow(actor=alice, workspace=team, name="unrelated", definition={"x": 1})
     browser = signed_in_client(alice)
     page = browser.get("/settings/developer/team/secrets/API_KEY/delete/").content.decode()
     assert "1 registered workflow uses this key" in page
     assert "nightly" in page and "unrelated" not in page
     quiet = browser.get("/settings/developer/team/secrets/DB_PASSWORD/delete/").content.decode()
     assert "nightly" in quiet
-    services.create_secret(actor=alice, workspace=team, key="UNUSED", value="v")
+    create_secret(actor=alice, workspace=team, key="UNUSED", value="v")
     unused = browser.get("/settings/developer/team/secrets/UNUSED/delete/").content.decode()
     assert "No registered workflow in this workspace references this key" in unused
 
@@ -694,13 +688,13 @@ def test_the_runner_reads_grant_rule_agrees_with_the_one_the_pages_use(alice, bo
     ops = Group.objects.create(name="ops")
     ops.user_set.add(carol)
     dave.user_permissions.add(*Permission.objects.filter(codename__in=["use_tagged_secrets", "view_tagged_secrets"]))
-    services.add_member(actor=alice, workspace=team, username="dave", role=Role.VIEWER)
+    add_workspace_member(actor=alice, workspace=team, username="dave", role=Role.VIEWER)
     for workspace in (team, other):
-        services.create_secret(actor=alice, workspace=workspace, key="OPS", value="v", tags=["team:ops"])
-        services.create_secret(actor=alice, workspace=workspace, key="DATA", value="v", tags=["team:data"])
-        services.create_secret(actor=alice, workspace=workspace, key="BOTH", value="v", tags=["team:ops", "team:data"])
-        services.create_secret(actor=alice, workspace=workspace, key="PLAIN", value="v")
-    grant = services.grant_tag_permissions
+        create_secret(actor=alice, workspace=workspace, key="OPS", value="v", tags=["team:ops"])
+        create_secret(actor=alice, workspace=workspace, key="DATA", value="v", tags=["team:data"])
+        create_secret(actor=alice, workspace=workspace, key="BOTH", value="v", tags=["team:ops", "team:data"])
+        create_secret(actor=alice, workspace=workspace, key="PLAIN", value="v")
+    grant = grant_tag_permissions
     grant(actor=alice, workspace=team, tag_name="team:ops", permission_names=["use"], username="bob")
     grant(actor=alice, workspace=team, tag_name="team:data", permission_names=["view"], username="bob")
     grant(actor=alice, workspace=team, tag_name="team:data", permission_names=["use", "delete"], group_name="ops")

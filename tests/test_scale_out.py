@@ -70,7 +70,7 @@ def servers():
         "from django.contrib.auth import get_user_model; from secrets_app import services; "
         f"alice = get_user_model().objects.create_user('alice', password='{PASSWORD}'); "
         f"get_user_model().objects.create_user('bob', password='{PASSWORD}'); "
-        "services.create_team_workspace(actor=alice, name='Team', slug='team')"
+        "create_team_workspace(actor=alice, name='Team', slug='team')"
     )
     manage(env, "shell", "-c", create_users)
     started = []

@@ -15,10 +15,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from secrets_app import permissions, services
+from secrets_app import permissions
 from secrets_app.errors import AccessDenied
 from secrets_app.middleware import SessionActivityMiddleware
 from secrets_app.models import AuditEvent, Execution, UserSession
+from secrets_app.services.accounts import change_password
+from secrets_app.services.runs import finish_execution, launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret
+from secrets_app.services.sessions import revoke_session
 from tests.conftest import PASSWORD, JsonClient, error_of, migrate_to, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -71,8 +75,8 @@ def text_of(response) -> str:
 
 @pytest.fixture
 def workflow(alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="tok")
-    return services.register_workflow(
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="tok")
+    return register_workflow(
         actor=alice, workspace=team, name="nightly", definition={"token": "${workflow.secrets.API_KEY}"}
     )
 
@@ -126,7 +130,7 @@ def test_one_session_can_be_read_by_its_id(alice_api):
 
 
 def test_a_runner_session_is_listed_with_its_workflow_execution_and_workspace(alice, team, workflow, alice_api):
-    execution, _ = services.launch_execution(actor=alice, workspace=team, workflow=workflow, ip_address="198.51.100.4")
+    execution, _ = launch_execution(actor=alice, workspace=team, workflow=workflow, ip_address="198.51.100.4")
     (runner,) = [s for s in listed(alice_api) if s["kind"] == "runner"]
     assert runner["execution"] == {
         "id": str(execution.id),
@@ -146,8 +150,8 @@ def test_expired_and_ended_sessions_are_not_listed(alice, team, workflow):
     expire(UserSession.objects.get(pk=expired_id).session_key)
     # Removed behind the store's back (as a database restore or a manual clean-up would).
     Session.objects.filter(session_key=UserSession.objects.get(pk=deleted_id).session_key).delete()
-    execution, _ = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
-    services.finish_execution(actor=alice, execution=execution)
+    execution, _ = launch_execution(actor=alice, workspace=team, workflow=workflow)
+    finish_execution(actor=alice, execution=execution)
 
     ids = [s["id"] for s in listed(viewer)]
     assert ids == [current_of(viewer)["id"]]
@@ -225,7 +229,7 @@ def test_revoking_an_api_session_from_the_page_makes_its_next_call_401(alice):
 
 
 def test_revoking_a_runner_session_finishes_its_execution_and_refuses_the_runner(alice, team, workflow):
-    execution, session_key = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    execution, session_key = launch_execution(actor=alice, workspace=team, workflow=workflow)
     runner = runner_for(session_key)
     assert runner_read(runner).status_code == 200
     browser = browser_signed_in("alice")
@@ -241,8 +245,8 @@ def test_revoking_a_runner_session_finishes_its_execution_and_refuses_the_runner
 
 
 def test_finishing_an_execution_removes_its_runner_session_from_the_list(alice, team, workflow, alice_api):
-    execution, _ = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
-    services.finish_execution(actor=alice, execution=execution)
+    execution, _ = launch_execution(actor=alice, workspace=team, workflow=workflow)
+    finish_execution(actor=alice, execution=execution)
     assert [s["kind"] for s in listed(alice_api)] == ["api"]
 
 
@@ -299,7 +303,7 @@ def test_an_unknown_session_id_is_404(alice_api, session_id):
 
 
 def test_a_runner_session_cannot_list_or_revoke_sessions(alice, team, workflow):
-    _, session_key = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    _, session_key = launch_execution(actor=alice, workspace=team, workflow=workflow)
     runner = runner_for(session_key)
     own_id = str(UserSession.objects.get(kind="runner").pk)
     assert error_of(runner.get("/api/v1/sessions/")) == (403, "runner_session_scope")
@@ -311,7 +315,7 @@ def test_a_runner_session_cannot_list_or_revoke_sessions(alice, team, workflow):
 def test_sign_out_everywhere_else_ends_every_other_session_and_keeps_this_one(alice, team, workflow):
     other_browser = browser_signed_in("alice")
     other_api = api_signed_in("alice")
-    execution, session_key = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    execution, session_key = launch_execution(actor=alice, workspace=team, workflow=workflow)
     runner = runner_for(session_key)
     browser = browser_signed_in("alice", user_agent="curl/8.5.0")
     response = browser.post("/settings/account/sessions/revoke-others/", follow=True)
@@ -344,7 +348,7 @@ def test_sign_out_everywhere_else_through_the_api(alice):
 def test_a_password_change_ends_every_other_session_and_keeps_this_one(alice, team, workflow):
     other_browser = browser_signed_in("alice")
     other_api = api_signed_in("alice")
-    execution, runner_key = services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    execution, runner_key = launch_execution(actor=alice, workspace=team, workflow=workflow)
     runner = runner_for(runner_key)
     other_keys = list(UserSession.objects.values_list("session_key", flat=True))
     browser = browser_signed_in("alice")
@@ -386,7 +390,7 @@ def test_a_weak_password_is_refused_by_the_service_too(alice):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
-        services.change_password(user=alice, new_password="12345678", current_session_key=None)
+        change_password(user=alice, new_password="12345678", current_session_key=None)
     alice.refresh_from_db()
     assert alice.check_password(PASSWORD)
 
@@ -397,7 +401,7 @@ def test_a_weak_password_is_refused_by_the_service_too(alice):
 def test_no_session_key_appears_in_any_page_or_api_answer(alice, team, workflow):
     browser = browser_signed_in("alice")
     api = api_signed_in("alice")
-    services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    launch_execution(actor=alice, workspace=team, workflow=workflow)
     keys = list(UserSession.objects.values_list("session_key", flat=True))
     assert len(keys) == 3
     some_id = current_of(api)["id"]
@@ -428,7 +432,7 @@ def test_the_account_page_runs_a_fixed_number_of_queries_whatever_the_sessions(a
     for _ in range(3):
         api_signed_in("alice")
         browser_signed_in("alice")
-        services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+        launch_execution(actor=alice, workspace=team, workflow=workflow)
     many = _account_page_queries(browser)
     assert len(browser.get("/settings/account/").context["sessions"]) == 10
     assert few == many and many <= 4, (few, many)
@@ -441,7 +445,7 @@ def test_only_your_own_sessions_are_yours_to_see_and_end(alice, bob):
     assert list(UserSession.objects.filter(permissions.own_sessions_filter(alice))) == [alice_session]
     assert permissions.can_end_session(alice, alice_session) and not permissions.can_end_session(bob, alice_session)
     with pytest.raises(AccessDenied):
-        services.revoke_session(actor=bob, user_session=alice_session)
+        revoke_session(actor=bob, user_session=alice_session)
 
 
 def test_the_last_use_is_written_again_once_the_interval_has_passed(alice, monkeypatch):

@@ -5,11 +5,17 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from secrets_app import permissions, selectors, services
+from secrets_app import permissions
 from secrets_app.errors import AccessDenied
 from secrets_app.management.commands.seed_workspace import seed_workspace
 from secrets_app.models import AuditEvent, Role, Secret, Tag, TagGroupObjectPermission, TagUserObjectPermission
 from secrets_app.permissions import Action
+from secrets_app.selectors.grants import effective_access, grants_in, tags_visible_to
+from secrets_app.selectors.secrets import secrets_visible_to
+from secrets_app.selectors.workspaces import workspace_for, workspaces_for
+from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
+from secrets_app.services.secrets import create_secret, tag_secret, untag_secret
+from secrets_app.services.workspaces import create_team_workspace
 from tests.conftest import JsonClient, error_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -18,20 +24,20 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def tagged(alice, team):
     """In team: OPS_TOKEN (team:ops), DB_PASSWORD (team:data), PLAIN (no tag)."""
-    services.create_secret(actor=alice, workspace=team, key="OPS_TOKEN", value="ops", tags=["team:ops"])
-    services.create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="db", tags=["team:data"])
-    services.create_secret(actor=alice, workspace=team, key="PLAIN", value="plain")
+    create_secret(actor=alice, workspace=team, key="OPS_TOKEN", value="ops", tags=["team:ops"])
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="db", tags=["team:data"])
+    create_secret(actor=alice, workspace=team, key="PLAIN", value="plain")
     return team
 
 
 def grant(alice, team, tag, *names, user="", group=""):
-    return services.grant_tag_permissions(
+    return grant_tag_permissions(
         actor=alice, workspace=team, tag_name=tag, permission_names=list(names), username=user, group_name=group
     )
 
 
 def visible_keys(user, workspace) -> list[str]:
-    return [s.key for s in selectors.secrets_visible_to(user, workspace)]
+    return [s.key for s in secrets_visible_to(user, workspace)]
 
 
 def secret(workspace, key) -> Secret:
@@ -80,16 +86,16 @@ def test_use_or_delete_grants_also_let_you_see_the_secret(alice, bob, make_user,
 
 def test_revoking_a_grant_ends_access_at_once(alice, bob, tagged):
     grant(alice, tagged, "team:ops", "view", "use", user="bob")
-    grant_ids = [g.id for g in selectors.grants_in(tagged) if g.grantee == "bob"]
+    grant_ids = [g.id for g in grants_in(tagged) if g.grantee == "bob"]
     for grant_id in grant_ids:
-        services.revoke_tag_grant(actor=alice, workspace=tagged, grant_id=grant_id)
+        revoke_tag_grant(actor=alice, workspace=tagged, grant_id=grant_id)
     assert visible_keys(bob, tagged) == []
     assert not TagUserObjectPermission.objects.filter(user=bob).exists()
 
 
 def test_removing_the_tag_from_a_secret_ends_the_access_it_gave(alice, bob, tagged):
     grant(alice, tagged, "team:ops", "view", user="bob")
-    services.untag_secret(actor=alice, secret=secret(tagged, "OPS_TOKEN"), tag_name="team:ops")
+    untag_secret(actor=alice, secret=secret(tagged, "OPS_TOKEN"), tag_name="team:ops")
     assert visible_keys(bob, tagged) == []
 
 
@@ -97,7 +103,7 @@ def test_deleting_a_tag_removes_its_grants_and_the_access(alice, bob, tagged):
     grant(alice, tagged, "team:ops", "view", user="bob")
     ops = Group.objects.create(name="ops")
     grant(alice, tagged, "team:ops", "view", group="ops")
-    services.delete_tag(actor=alice, tag=tagged.tags.get(name="team:ops"))
+    delete_tag(actor=alice, tag=tagged.tags.get(name="team:ops"))
     assert visible_keys(bob, tagged) == []
     assert (
         not TagUserObjectPermission.objects.exists() and not TagGroupObjectPermission.objects.filter(group=ops).exists()
@@ -107,18 +113,18 @@ def test_deleting_a_tag_removes_its_grants_and_the_access(alice, bob, tagged):
 
 
 def test_a_grant_in_one_workspace_gives_nothing_in_another(alice, bob, tagged):
-    other = services.create_team_workspace(actor=alice, name="Other", slug="other")
-    services.create_secret(actor=alice, workspace=other, key="OTHER_OPS", value="v", tags=["team:ops"])
+    other = create_team_workspace(actor=alice, name="Other", slug="other")
+    create_secret(actor=alice, workspace=other, key="OTHER_OPS", value="v", tags=["team:ops"])
     grant(alice, tagged, "team:ops", "view", "use", "delete", user="bob")
     assert visible_keys(bob, other) == []
     assert not permissions.can_on_secret(bob, Action.USE_SECRET, secret(other, "OTHER_OPS"))
-    assert [w.slug for w in selectors.workspaces_for(bob)] == ["bob", "team"]
+    assert [w.slug for w in workspaces_for(bob)] == ["bob", "team"]
 
 
 def test_a_viewer_without_grants_sees_nothing(alice, bob, tagged, add_member):
     add_member(bob, Role.VIEWER)
     assert visible_keys(bob, tagged) == []
-    assert not selectors.tags_visible_to(bob, tagged).exists()
+    assert not tags_visible_to(bob, tagged).exists()
 
 
 def test_grants_add_to_a_viewer_role_and_never_remove_from_a_member(alice, bob, make_user, tagged, add_member):
@@ -138,7 +144,7 @@ def test_global_permissions_never_widen_object_access(alice, bob, tagged):
     assert bob.has_perm("secrets_app.view_tag")
     assert visible_keys(bob, tagged) == []
     assert not permissions.can_on_secret(bob, Action.USE_SECRET, secret(tagged, "OPS_TOKEN"))
-    assert "team" not in [w.slug for w in selectors.workspaces_for(bob)]
+    assert "team" not in [w.slug for w in workspaces_for(bob)]
 
 
 def test_grant_only_users_see_the_workspace_in_the_switcher_and_only_granted_secrets(alice, bob, tagged):
@@ -177,13 +183,13 @@ def test_only_grant_managers_may_put_a_granted_tag_on_a_secret(alice, bob, make_
     make_user("carol")
     grant(alice, tagged, "team:ops", "use", user="carol")
     with pytest.raises(AccessDenied) as refused:
-        services.tag_secret(actor=bob, secret=secret(tagged, "PLAIN"), tag_names=["team:ops"])
+        tag_secret(actor=bob, secret=secret(tagged, "PLAIN"), tag_names=["team:ops"])
     assert "gives other people access" in str(refused.value)
     with pytest.raises(AccessDenied):
-        services.create_secret(actor=bob, workspace=tagged, key="NEW", value="v", tags=["team:ops"])
+        create_secret(actor=bob, workspace=tagged, key="NEW", value="v", tags=["team:ops"])
     assert not tagged.secrets.filter(key="NEW").exists()
-    services.tag_secret(actor=bob, secret=secret(tagged, "PLAIN"), tag_names=["harmless"])
-    services.tag_secret(actor=alice, secret=secret(tagged, "PLAIN"), tag_names=["team:ops"])
+    tag_secret(actor=bob, secret=secret(tagged, "PLAIN"), tag_names=["harmless"])
+    tag_secret(actor=alice, secret=secret(tagged, "PLAIN"), tag_names=["team:ops"])
     assert sorted(secret(tagged, "PLAIN").tags.values_list("name", flat=True)) == ["harmless", "team:ops"]
 
 
@@ -198,8 +204,8 @@ def test_grant_and_revoke_are_audited(alice, bob, tagged):
         {"tag": "team:ops", "user": "bob", "permission": "use"},
     ]
     assert all(e.actor == alice and e.workspace == tagged for e in granted)
-    grant_id = next(g.id for g in selectors.grants_in(tagged) if g.permission == "use")
-    services.revoke_tag_grant(actor=alice, workspace=tagged, grant_id=grant_id)
+    grant_id = next(g.id for g in grants_in(tagged) if g.permission == "use")
+    revoke_tag_grant(actor=alice, workspace=tagged, grant_id=grant_id)
     revoked = AuditEvent.objects.get(action="tag.revoked")
     assert revoked.detail == {"tag": "team:ops", "user": "bob", "permission": "use"}
 
@@ -285,7 +291,7 @@ def test_revoking_an_unknown_grant_is_404(alice_api, tagged):
 
 def test_a_grant_is_revoked_only_through_its_own_tag(alice, alice_api, bob, tagged):
     grant(alice, tagged, "team:ops", "view", user="bob")
-    grant_id = selectors.grants_in(tagged)[0].id
+    grant_id = grants_in(tagged)[0].id
     assert error_of(alice_api.delete(f"/api/v1/workspaces/team/tags/team:data/grants/{grant_id}/"))[0] == 404
     assert alice_api.delete(f"/api/v1/workspaces/team/tags/team:ops/grants/{grant_id}/").status_code == 204
 
@@ -321,7 +327,7 @@ def test_access_page_grants_and_revokes(alice, bob, tagged):
     )
     assert "Granted view, use on tag team:ops to bob." in response.content.decode()
     assert visible_keys(bob, tagged) == ["OPS_TOKEN"]
-    for grant_id in [g.id for g in selectors.grants_in(tagged)]:
+    for grant_id in [g.id for g in grants_in(tagged)]:
         client.post(f"/settings/developer/team/access/grants/{grant_id}/revoke/")
     assert visible_keys(bob, tagged) == []
 
@@ -345,7 +351,7 @@ def test_secret_page_shows_who_can_reach_it_and_why(alice, bob, make_user, tagge
     Group.objects.create(name="ops").user_set.add(carol)
     grant(alice, tagged, "team:ops", "use", user="bob")
     grant(alice, tagged, "team:ops", "view", group="ops")
-    entries = selectors.effective_access(secret(tagged, "OPS_TOKEN"))
+    entries = effective_access(secret(tagged, "OPS_TOKEN"))
     assert [(e.grantee_kind, e.grantee, e.reason, e.permissions) for e in entries] == [
         ("user", "alice", "role: owner", ("view", "use", "delete")),
         ("user", "bob", "tag team:ops", ("use",)),
@@ -385,9 +391,9 @@ def test_guardian_admin_for_tags_grants_through_the_services(alice, bob, tagged,
 def test_visible_secrets_are_one_query(alice, bob, tagged, django_assert_num_queries):
     grant(alice, tagged, "team:ops", "view", user="bob")
     Group.objects.create(name="g").user_set.add(bob)
-    workspace = selectors.workspace_for(bob, "team")
+    workspace = workspace_for(bob, "team")
     with django_assert_num_queries(1):
-        keys = list(selectors.secrets_visible_to(bob, workspace).prefetch_related(None).values_list("key", flat=True))
+        keys = list(secrets_visible_to(bob, workspace).prefetch_related(None).values_list("key", flat=True))
     assert keys == ["OPS_TOKEN"]
 
 
@@ -424,6 +430,6 @@ def test_secrets_page_and_list_api_run_a_constant_number_of_queries():
             "grantee api": _queries_for(f"/api/v1/workspaces/{name}/secrets/", grantee_api.client),
             "member api page 2": _queries_for(f"/api/v1/workspaces/{name}/secrets/?page=2", member_api.client),
         }
-        assert selectors.secrets_visible_to(grantee, selectors.workspace_for(grantee, name)).exists()
+        assert secrets_visible_to(grantee, workspace_for(grantee, name)).exists()
     assert counts["small"] == counts["large"], counts
     assert max(counts["large"].values()) <= 8, counts  # 8: the page's "same value as" keys, one query

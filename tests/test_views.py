@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from secrets_app import services
 from secrets_app.models import AuditEvent, Membership, Role, Secret, Workspace
+from secrets_app.services.secrets import create_secret
 from tests.conftest import PASSWORD, signed_in_client
 
 pytestmark = pytest.mark.django_db
@@ -119,7 +119,7 @@ def test_password_can_be_changed(alice_client, alice):
 
 
 def test_secrets_page_lists_metadata_never_values_and_says_secrets_are_immutable(alice_client, alice):
-    services.create_secret(
+    create_secret(
         actor=alice, workspace=alice.personal_workspace, key="DB_PASSWORD", value="pa55-canary", tags=["env:prod"]
     )
     response = alice_client.get(page("alice", "secrets"))
@@ -167,7 +167,7 @@ def test_typing_a_value_and_uploading_a_file_is_refused(alice_client):
 
 
 def test_duplicate_key_shows_the_error_without_echoing_the_value(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="DUP", value="original")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="DUP", value="original")
     response = alice_client.post(page("alice", "secrets"), {"key": "DUP", "value": "echo-canary"})
     body = text_of(response)
     assert response.status_code == 200
@@ -197,7 +197,7 @@ def test_bad_input_in_the_add_form_shows_a_clear_error_and_adds_nothing(alice_cl
 
 def test_secrets_page_is_paginated(alice_client, alice):
     for number in range(55):
-        services.create_secret(actor=alice, workspace=alice.personal_workspace, key=f"K{number:02}", value="v")
+        create_secret(actor=alice, workspace=alice.personal_workspace, key=f"K{number:02}", value="v")
     first, second = alice_client.get(page("alice", "secrets")), alice_client.get(page("alice", "secrets") + "?page=2")
     assert "K49" in text_of(first) and "K50" not in text_of(first)
     assert "K54" in text_of(second) and "Page 2 of 2" in text_of(second)
@@ -208,13 +208,13 @@ def test_secrets_page_is_paginated(alice_client, alice):
 
 
 def test_secret_page_shows_metadata_and_hides_the_value(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="detail-canary", tags=["a"])
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="detail-canary", tags=["a"])
     body = text_of(alice_client.get(page("alice", "secrets", "K")))
     assert "K" in body and "(hidden)" in body and "detail-canary" not in body
 
 
 def test_tags_can_be_added_and_removed_from_the_secret_page(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     response = alice_client.post(page("alice", "secrets", "K", "tags"), {"tags": "team:ops env:prod"}, follow=True)
     assert "Tagged K: team:ops, env:prod." in messages_in(response)
     response = alice_client.post(page("alice", "secrets", "K", "tags", "team:ops", "remove"), follow=True)
@@ -223,13 +223,13 @@ def test_tags_can_be_added_and_removed_from_the_secret_page(alice_client, alice)
 
 
 def test_an_invalid_tag_shows_the_error(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     response = alice_client.post(page("alice", "secrets", "K", "tags"), {"tags": "no!good"})
     assert response.status_code == 400 and "is not valid" in text_of(response)
 
 
 def test_delete_asks_for_confirmation_then_deletes(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="GONE", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="GONE", value="v")
     confirm = alice_client.get(page("alice", "secrets", "GONE", "delete"))
     assert confirm.status_code == 200 and "cannot be undone" in text_of(confirm)
     assert Secret.objects.filter(key="GONE").exists()
@@ -241,7 +241,7 @@ def test_delete_asks_for_confirmation_then_deletes(alice_client, alice):
 
 
 def test_there_is_no_edit_page(alice_client, alice):
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
     assert alice_client.get(page("alice", "secrets", "K", "edit")).status_code == 404
     assert alice_client.post(page("alice", "secrets", "K"), {"value": "new"}).status_code == 405
 
@@ -262,7 +262,7 @@ def test_switching_to_a_workspace_you_cannot_see_is_404(bob_client, team):
 
 
 def test_pages_of_a_hidden_workspace_are_404(bob_client, team, alice):
-    services.create_secret(actor=alice, workspace=team, key="K", value="v")
+    create_secret(actor=alice, workspace=team, key="K", value="v")
     for url in (
         page("team", "secrets"),
         page("team", "secrets", "K"),
@@ -274,7 +274,7 @@ def test_pages_of_a_hidden_workspace_are_404(bob_client, team, alice):
 
 
 def test_viewer_sees_no_add_form_and_cannot_add(bob_client, team, add_member, bob, alice):
-    services.create_secret(actor=alice, workspace=team, key="K", value="v")
+    create_secret(actor=alice, workspace=team, key="K", value="v")
     add_member(bob, Role.VIEWER)
     body = text_of(bob_client.get(page("team", "secrets")))
     assert "Add a secret" not in body and "K" not in re.findall(r'class="key"[^>]*>([^<]*)<', body)

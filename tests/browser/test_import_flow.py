@@ -3,8 +3,8 @@
 import pytest
 from playwright.sync_api import expect
 
-from secrets_app import services
 from secrets_app.models import Secret
+from secrets_app.services.secrets import create_secret
 from tests.browser.test_secrets_flow import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,7 @@ def test_a_conflict_found_at_confirm_time_imports_nothing(browser_page, alice):
     open_import(page)
     page.get_by_label("Paste a .env file").fill("FIRST=1\nSECOND=2\n")
     page.get_by_role("button", name="Preview").click()
-    services.create_secret(actor=alice, workspace=alice.personal_workspace, key="SECOND", value="meanwhile")
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="SECOND", value="meanwhile")
 
     page.get_by_role("button", name="Import 2 secrets").click()
     expect(page.get_by_role("row", name="2 SECOND conflict")).to_be_visible()

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import expect
 
-from secrets_app import services
+from secrets_app.services.runs import launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret
 from tests.browser.test_secrets_flow import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,7 +21,7 @@ def runner_read(session_key: str, key: str):
 
 
 def test_register_launch_read_and_finish_from_the_console(browser_page, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="browser-runner-canary")
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="browser-runner-canary")
     page = browser_page
     sign_in(page, "alice")
     page.goto("/settings/developer/team/workflows/")
@@ -53,16 +54,16 @@ def test_register_launch_read_and_finish_from_the_console(browser_page, alice, t
 
 
 def test_every_developer_settings_page_fits_a_phone_screen(chromium, live_server, alice, team):
-    services.create_secret(
+    create_secret(
         actor=alice, workspace=team, key="A_RATHER_LONG_SECRET_KEY_NAME", value="v", tags=["env:prod", "team:ops"]
     )
-    workflow = services.register_workflow(
+    workflow = register_workflow(
         actor=alice,
         workspace=team,
         name="nightly-etl",
         definition={"t": "${workflow.secrets.A_RATHER_LONG_SECRET_KEY_NAME}"},
     )
-    services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    launch_execution(actor=alice, workspace=team, workflow=workflow)
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     sign_in(page, "alice")

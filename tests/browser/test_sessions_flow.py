@@ -3,18 +3,19 @@
 import pytest
 from playwright.sync_api import expect
 
-from secrets_app import services
+from secrets_app.services.runs import launch_execution, register_workflow
+from secrets_app.services.secrets import create_secret
 from tests.browser.test_secrets_flow import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_session_revoked_in_one_browser_is_signed_out_in_the_other(chromium, live_server, alice, team):
-    services.create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
-    workflow = services.register_workflow(
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="v")
+    workflow = register_workflow(
         actor=alice, workspace=team, name="nightly", definition={"t": "${workflow.secrets.API_KEY}"}
     )
-    services.launch_execution(actor=alice, workspace=team, workflow=workflow)
+    launch_execution(actor=alice, workspace=team, workflow=workflow)
     contexts = [
         chromium.new_context(base_url=live_server.url),
         chromium.new_context(base_url=live_server.url, viewport={"width": 390, "height": 844}),

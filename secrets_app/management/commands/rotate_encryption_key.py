@@ -16,7 +16,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from secrets_app import crypto, selectors, services
+from secrets_app import crypto
+from secrets_app.selectors.keys import sealed_value_counts, secrets_sealed_under
+from secrets_app.services.keys import record_key_rotation, reseal_secrets
 
 BAR_WIDTH = 30
 
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         ring = crypto.key_ring()
-        counts = selectors.sealed_value_counts()
+        counts = sealed_value_counts()
         self._print_counts("Values per encryption key id", counts, ring)
         rotatable = {
             key_id: rows for key_id, rows in counts.items() if key_id != ring.active_key_id and key_id in ring.keys
@@ -58,17 +60,17 @@ class Command(BaseCommand):
         done = 0
         for key_id in rotatable:
             after = None
-            while batch := selectors.secrets_sealed_under(key_id, after=after, limit=batch_size):
-                outcome = services.reseal_secrets(batch)
+            while batch := secrets_sealed_under(key_id, after=after, limit=batch_size):
+                outcome = reseal_secrets(batch)
                 resealed[key_id] = resealed.get(key_id, 0) + outcome.resealed
                 unreadable += outcome.unreadable
                 done += len(batch)
                 after = batch[-1].id
                 self._print_progress(done, total)
-        services.record_key_rotation(active_key_id=ring.active_key_id, resealed=resealed, unreadable=len(unreadable))
+        record_key_rotation(active_key_id=ring.active_key_id, resealed=resealed, unreadable=len(unreadable))
 
         self.stdout.write(f"Re-encrypted {sum(resealed.values()):,} values; {len(unreadable):,} could not be opened.")
-        self._print_counts("Values per encryption key id now", selectors.sealed_value_counts(), ring)
+        self._print_counts("Values per encryption key id now", sealed_value_counts(), ring)
         if unreadable:
             for secret in unreadable[:20]:
                 self.stderr.write(

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from secrets_app import selectors
 from secrets_app.models import Expiry, ExpiryState, Secret, Workspace
+from secrets_app.selectors.secrets import secrets_expiring
 
 DAYS_MAX = 36500
 
@@ -61,7 +61,7 @@ class Command(BaseCommand):
         if slug and not Workspace.objects.filter(slug=slug).exists():
             raise CommandError(f"No workspace {slug!r}.")
         now = timezone.now()
-        found = selectors.secrets_expiring(within_days=days, now=now, workspace_slug=slug)
+        found = secrets_expiring(within_days=days, now=now, workspace_slug=slug)
         groups = [(workspace, list(secrets)) for workspace, secrets in groupby(found, key=lambda s: s.workspace)]
         if options["format"] == "json":
             self.stdout.write(json.dumps(self._document(groups, days=days, now=now), indent=2))

@@ -15,9 +15,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
-from secrets_app import services
 from secrets_app.models import Workspace
 from secrets_app.permissions import TAG_PERMISSION_NAMES
+from secrets_app.services.grants import grant_tag_permissions
+from secrets_app.services.secrets import import_secrets
+from secrets_app.services.workspaces import create_team_workspace
 
 BATCH = 2000
 GRANTEE_USERS = 50
@@ -42,14 +44,14 @@ def seed_workspace(*, slug: str, secrets: int, tags: int, grants: int, owner: st
     """Create (or extend) team workspace `slug` with `secrets` secrets spread over `tags` tags, and
     `grants` grants on those tags to generated users and groups."""
     owner_user = _user(owner or f"{slug}-owner")
-    workspace = Workspace.objects.filter(slug=slug).first() or services.create_team_workspace(
+    workspace = Workspace.objects.filter(slug=slug).first() or create_team_workspace(
         actor=owner_user, name=slug.title(), slug=slug
     )
     tag_names = [f"team:t{number:03}" for number in range(tags)]
     start = workspace.secrets.count()
     for batch_start in range(start, start + secrets, BATCH):
         batch_end = min(batch_start + BATCH, start + secrets)
-        services.import_secrets(
+        import_secrets(
             actor=owner_user,
             workspace=workspace,
             entries=[
@@ -72,7 +74,7 @@ def seed_workspace(*, slug: str, secrets: int, tags: int, grants: int, owner: st
         raise ValueError(f"At most {rounds * len(permission_names)} distinct grants fit {tags} tags.")
     for number in range(grants):
         kind, name = grantees[number % len(grantees)]
-        services.grant_tag_permissions(
+        grant_tag_permissions(
             actor=owner_user,
             workspace=workspace,
             tag_name=tag_names[number % len(tag_names)],

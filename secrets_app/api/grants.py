@@ -1,0 +1,156 @@
+"""Tags and tag grants: the tags you may see, deleting a tag, and granting or revoking a tag's
+permissions to users and groups."""
+
+from typing import Any, Literal
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict, Field
+
+from secrets_app import permissions
+from secrets_app.api.auth import session_auth
+from secrets_app.api.parsing import JsonBody
+from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
+from secrets_app.api.types import GrantId, PathSlug, PathTag, Text
+from secrets_app.http import client_ip
+from secrets_app.permissions import TAG_PERMISSION_NAMES, Action
+from secrets_app.selectors.grants import Grant, grants_in, tag_for, tags_visible_to
+from secrets_app.selectors.workspaces import workspace_for
+from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
+
+router = Router(tags=["tags and grants"], auth=session_auth)
+
+TAGS = "/workspaces/{slug:slug}/tags/"
+TagPermission = Literal[tuple(TAG_PERMISSION_NAMES)]
+
+
+class NewGrant(Schema):
+    """Exactly one grantee, a user or a group, and the permissions to grant them on the tag."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    user: Text | None = None
+    group: Text | None = None
+    permissions: list[TagPermission] = Field(min_length=1)
+
+
+class TagCount(Schema):
+    name: str
+    secrets: int = Field(ge=0)
+
+
+class TagList(Schema):
+    workspace: str
+    tags: list[TagCount]
+
+
+class UserGrant(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^user-[0-9]+$")
+    tag: str
+    user: str
+    permission: TagPermission
+
+
+class GroupGrant(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^group-[0-9]+$")
+    tag: str
+    group: str
+    permission: TagPermission
+    group_size: int = Field(ge=0)
+
+
+class TagGrants(Schema):
+    tag: str
+    grants: list[UserGrant | GroupGrant]
+
+
+def grant_json(grant: Grant) -> dict[str, Any]:
+    extra = {"group_size": grant.group_size} if grant.grantee_kind == "group" else {}
+    return {
+        "id": grant.id,
+        "tag": grant.tag,
+        grant.grantee_kind: grant.grantee,
+        "permission": grant.permission,
+        **extra,
+    }
+
+
+@router.get(
+    TAGS,
+    url_name="api-tags",
+    response=answers({200: TagList}, *SIGNED_IN, 404),
+    summary="The tags you may see, with how many secrets carry each",
+)
+def list_tags(request: HttpRequest, slug: PathSlug) -> dict[str, Any]:
+    workspace = workspace_for(request.user, slug)
+    found = tags_visible_to(request.user, workspace)
+    return {"workspace": workspace.slug, "tags": [{"name": t["name"], "secrets": t["secret_count"]} for t in found]}
+
+
+@router.delete(
+    f"{TAGS}{{tag}}/",
+    url_name="api-tag",
+    response=answers({204: None}, *SIGNED_IN, 404),
+    summary="Delete a tag: it leaves every secret, and its grants end",
+)
+def remove_tag(request: HttpRequest, slug: PathSlug, tag: PathTag) -> HttpResponse:
+    workspace = workspace_for(request.user, slug)
+    delete_tag(actor=request.user, tag=tag_for(request.user, workspace, tag), ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+def _grants_answer(request: HttpRequest, workspace: Any, tag: str) -> dict[str, Any]:
+    found = tag_for(request.user, workspace, tag)
+    grants = grants_in(workspace, tags=workspace.tags.filter(pk=found.pk))
+    return {"tag": found.name, "grants": [grant_json(g) for g in grants]}
+
+
+@router.get(
+    f"{TAGS}{{tag}}/grants/",
+    url_name="api-tag-grants",
+    response=answers({200: TagGrants}, *SIGNED_IN, 404),
+    summary="The grants on a tag",
+)
+def list_grants(request: HttpRequest, slug: PathSlug, tag: PathTag) -> dict[str, Any]:
+    workspace = workspace_for(request.user, slug)
+    permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
+    return _grants_answer(request, workspace, tag)
+
+
+@router.post(
+    f"{TAGS}{{tag}}/grants/",
+    url_name="api-tag-grants",
+    response=answers({201: TagGrants}, *SIGNED_IN, *JSON_BODY, 404, 409),
+    summary="Grant a user or a group permissions on a tag (created if new)",
+)
+def grant(request: HttpRequest, slug: PathSlug, tag: PathTag, grant: NewGrant = JsonBody(...)) -> Any:
+    workspace = workspace_for(request.user, slug)
+    permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
+    grant_tag_permissions(
+        actor=request.user,
+        workspace=workspace,
+        tag_name=tag,
+        permission_names=grant.permissions,
+        username=grant.user or "",
+        group_name=grant.group or "",
+        ip_address=client_ip(request),
+    )
+    return Status(201, _grants_answer(request, workspace, tag))
+
+
+@router.delete(
+    f"{TAGS}{{tag}}/grants/{{grant_id}}/",
+    url_name="api-tag-grant",
+    response=answers({204: None}, *SIGNED_IN, 404),
+    summary="Revoke one grant",
+)
+def revoke_grant(request: HttpRequest, slug: PathSlug, tag: PathTag, grant_id: GrantId) -> HttpResponse:
+    workspace = workspace_for(request.user, slug)
+    revoke_tag_grant(
+        actor=request.user, workspace=workspace, grant_id=grant_id, tag_name=tag, ip_address=client_ip(request)
+    )
+    return HttpResponse(status=204)

@@ -1,0 +1,105 @@
+"""The runner endpoints: read one value, or resolve a JSON template, with the forms of each value a
+runner masks in its logs. The only answers of the console that hold a value."""
+
+from typing import Annotated, Any
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.debug import sensitive_variables
+from ninja import Router, Schema
+from pydantic import Field, WithJsonSchema
+
+from secrets_app.api.auth import EndedRunnerSession, runner_reader_auth, runner_session_auth, session_auth
+from secrets_app.api.parsing import JsonBody
+from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
+from secrets_app.api.types import PathSecretKey
+from secrets_app.http import client_ip
+from secrets_app.placeholders import placeholders_in, substitute
+from secrets_app.redaction import redaction_forms
+from secrets_app.selectors.runner import RunnerContext
+from secrets_app.services.runner import read_secrets_for_runner, refuse_ended_runner_session
+
+router = Router(tags=["runner"])
+
+REDACT_DESCRIPTION = "The forms the value(s) may take in logs, longest first: mask each of them."
+
+
+class Ping(Schema):
+    ok: bool
+
+
+class RunnerSecret(Schema):
+    key: str
+    value: str
+    redact: list[str] = Field(description=REDACT_DESCRIPTION)
+
+
+class Resolved(Schema):
+    document: Any = Field(description="The document sent, with each placeholder replaced by its value.")
+    secrets: list[str]
+    redact: list[str] = Field(description=REDACT_DESCRIPTION)
+
+
+Template = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "description": "Any JSON document; each `${workflow.secrets.KEY}` in a string value is replaced.",
+            "example": {"headers": {"Authorization": "Bearer ${workflow.secrets.API_KEY}"}},
+        }
+    ),
+]
+
+
+def _reader(request: HttpRequest, keys: list[str]) -> RunnerContext:
+    """Who reads, and where: refused and audited, naming `keys`, if it is an ended runner session."""
+    reader = request.auth
+    if isinstance(reader, EndedRunnerSession):
+        raise refuse_ended_runner_session(execution=reader.execution, keys=keys, ip_address=client_ip(request))
+    return reader
+
+
+@router.get(
+    "/runner/ping/",
+    auth=[session_auth, runner_session_auth],
+    url_name="api-runner-ping",
+    response=answers({200: Ping}, *SIGNED_IN),
+    summary="Does this session still work? Reads nothing",
+)
+def ping(request: HttpRequest) -> dict[str, Any]:
+    return {"ok": True}
+
+
+@router.get(
+    "/runner/secrets/{key}/",
+    auth=runner_reader_auth,
+    url_name="api-runner-secret",
+    response=answers({200: RunnerSecret}, *SIGNED_IN, 404, 500),
+    summary="A runner reads one value (a runner session: from its workflow's home; a user's session: from "
+    "their personal workspace)",
+)
+@sensitive_variables()
+def read_secret(request: HttpRequest, key: PathSecretKey) -> JsonResponse:
+    context = _reader(request, [key])
+    values = read_secrets_for_runner(context=context, keys=[key], ip_address=client_ip(request))
+    # Answered as built, not validated again against RunnerSecret: this is the hot path.
+    return JsonResponse({"key": key, "value": values[key], "redact": redaction_forms(values[key])})
+
+
+@router.post(
+    "/runner/resolve/",
+    auth=runner_reader_auth,
+    url_name="api-runner-resolve",
+    response=answers({200: Resolved}, *SIGNED_IN, *JSON_BODY, 404, 500),
+    summary="A runner sends any JSON document and gets it back with each ${workflow.secrets.KEY} replaced, all "
+    "or nothing",
+)
+@sensitive_variables()
+def resolve(request: HttpRequest, template: Template = JsonBody(...)) -> dict[str, Any]:
+    names = placeholders_in(template)
+    context = _reader(request, names)
+    values = (
+        read_secrets_for_runner(context=context, keys=names, ip_address=client_ip(request), template=True)
+        if names
+        else {}
+    )
+    return {"document": substitute(template, values), "secrets": names, "redact": redaction_forms(*values.values())}

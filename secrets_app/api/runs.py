@@ -1,0 +1,240 @@
+"""Workflows and executions: register and delete workflows, launch one (answering its runner
+session), see and finish executions."""
+
+from typing import Annotated, Any, Literal
+
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Schema, Status
+from pydantic import ConfigDict, Field, StrictInt, WithJsonSchema
+
+from secrets_app.api.auth import runner_session_auth, session_auth
+from secrets_app.api.parsing import JsonBody
+from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
+from secrets_app.api.types import (
+    DateTime,
+    PageNumber,
+    PathSlug,
+    PathUUID,
+    PathWorkflowName,
+    UUIDText,
+    WorkflowName,
+    WorkflowReference,
+)
+from secrets_app.http import client_ip
+from secrets_app.models import Execution, Workflow
+from secrets_app.selectors.pagination import PAGE_SIZE, paginate
+from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
+from secrets_app.selectors.workspaces import workspace_for
+from secrets_app.services.runs import (
+    WORKFLOW_DEFINITION_MAX_BYTES,
+    delete_workflow,
+    finish_execution,
+    launch_execution,
+    register_workflow,
+)
+
+router = Router(tags=["workflows and executions"], auth=session_auth)
+
+WORKFLOWS = "/workspaces/{slug:slug}/workflows/"
+EXECUTIONS = "/workspaces/{slug:slug}/executions/"
+ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired"])]
+
+
+class NewWorkflow(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: WorkflowName
+    definition: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                "type": "object",
+                "description": (
+                    f"Any JSON object up to {WORKFLOW_DEFINITION_MAX_BYTES // 1024} KiB, with no NUL in any string; "
+                    "`${workflow.secrets.KEY}` strings name secrets."
+                ),
+            }
+        ),
+    ]
+
+
+class Launch(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    workflow: WorkflowReference
+    lifetime: StrictInt | None = Field(
+        default=None,
+        json_schema_extra={"minimum": 60},
+        description="Seconds the runner session lives, at most RUNNER_SESSION_MAX_AGE (default 43200).",
+    )
+
+
+class WorkflowOut(Schema):
+    reference: str
+    name: str
+    workspace: str
+    definition: dict[str, Any]
+    secrets: list[str]
+    registered_by: str | None
+    registered_at: DateTime
+
+
+class WorkflowList(Schema):
+    workspace: str
+    workflows: list[WorkflowOut]
+
+
+class ExecutionOut(Schema):
+    id: UUIDText
+    workflow: str
+    workspace: str
+    status: ExecutionStatus
+    launched_by: str
+    started_at: DateTime
+    expires_at: DateTime
+    finished_at: DateTime | None
+
+
+class LaunchedExecution(ExecutionOut):
+    runner_session: str = Field(description="The runner session: send it as the session cookie.")
+
+
+class ExecutionPage(Schema):
+    workspace: str
+    page: int = Field(ge=1)
+    pages: int = Field(ge=1)
+    executions: list[ExecutionOut] = Field(max_length=PAGE_SIZE)
+
+
+def workflow_json(workflow: Workflow) -> dict[str, Any]:
+    return {
+        "reference": workflow.reference,
+        "name": workflow.name,
+        "workspace": workflow.workspace.slug,
+        "definition": workflow.definition,
+        "secrets": sorted(ref.key for ref in workflow.secret_references.all()),
+        "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
+        "registered_at": workflow.registered_at.isoformat(),
+    }
+
+
+def execution_json(execution: Execution) -> dict[str, Any]:
+    return {
+        "id": str(execution.id),
+        "workflow": execution.workflow_reference,
+        "workspace": execution.workspace.slug,
+        "status": execution.display_status,
+        "launched_by": execution.launched_by.get_username(),
+        "started_at": execution.started_at.isoformat(),
+        "expires_at": execution.expires_at.isoformat(),
+        "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+    }
+
+
+@router.get(
+    WORKFLOWS,
+    url_name="api-workflows",
+    response=answers({200: WorkflowList}, *SIGNED_IN, 404),
+    summary="The workflows registered in this workspace",
+)
+def list_workflows(request: HttpRequest, slug: PathSlug) -> dict[str, Any]:
+    workspace = workspace_for(request.user, slug)
+    return {"workspace": workspace.slug, "workflows": [workflow_json(w) for w in workflows_in(workspace)]}
+
+
+@router.post(
+    WORKFLOWS,
+    url_name="api-workflows",
+    response=answers({201: WorkflowOut}, *SIGNED_IN, *JSON_BODY, 404, 409),
+    summary="Register a workflow here, its home",
+)
+def add_workflow(request: HttpRequest, slug: PathSlug, workflow: NewWorkflow = JsonBody(...)) -> Any:
+    workspace = workspace_for(request.user, slug)
+    registered = register_workflow(
+        actor=request.user,
+        workspace=workspace,
+        name=workflow.name,
+        definition=workflow.definition,
+        ip_address=client_ip(request),
+    )
+    return Status(201, workflow_json(workflows_in(workspace).get(pk=registered.pk)))
+
+
+@router.get(
+    f"{WORKFLOWS}{{name}}/",
+    url_name="api-workflow",
+    response=answers({200: WorkflowOut}, *SIGNED_IN, 404),
+    summary="One workflow",
+)
+def get_workflow(request: HttpRequest, slug: PathSlug, name: PathWorkflowName) -> dict[str, Any]:
+    return workflow_json(workflow_for(request.user, f"{slug}/{name}"))
+
+
+@router.delete(
+    f"{WORKFLOWS}{{name}}/",
+    url_name="api-workflow",
+    response=answers({204: None}, *SIGNED_IN, 404),
+    summary="Delete a workflow; its running executions end",
+)
+def remove_workflow(request: HttpRequest, slug: PathSlug, name: PathWorkflowName) -> HttpResponse:
+    found = workflow_for(request.user, f"{slug}/{name}")
+    delete_workflow(actor=request.user, workflow=found, ip_address=client_ip(request))
+    return HttpResponse(status=204)
+
+
+@router.get(
+    EXECUTIONS,
+    url_name="api-executions",
+    response=answers({200: ExecutionPage}, *SIGNED_IN, 404),
+    summary="Executions launched in this workspace, newest first",
+)
+def list_executions(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
+    workspace = workspace_for(request.user, slug)
+    found = paginate(executions_in(workspace), page)
+    return {
+        "workspace": workspace.slug,
+        "page": found.number,
+        "pages": found.paginator.num_pages,
+        "executions": [execution_json(e) for e in found],
+    }
+
+
+@router.post(
+    EXECUTIONS,
+    url_name="api-executions",
+    response=answers({201: LaunchedExecution}, *SIGNED_IN, *JSON_BODY, 404),
+    summary="Launch a workflow in this workspace; answers its runner session",
+)
+def launch(request: HttpRequest, slug: PathSlug, launch: Launch = JsonBody(...)) -> Any:
+    workspace = workspace_for(request.user, slug)
+    execution, session_key = launch_execution(
+        actor=request.user,
+        workspace=workspace,
+        workflow=workflow_for(request.user, launch.workflow),
+        lifetime_seconds=launch.lifetime,
+        ip_address=client_ip(request),
+    )
+    return Status(201, {**execution_json(execution), "runner_session": session_key})
+
+
+@router.get(
+    "/executions/{execution_id}/",
+    auth=[session_auth, runner_session_auth],
+    url_name="api-execution",
+    response=answers({200: ExecutionOut}, *SIGNED_IN, 404),
+    summary="One execution",
+)
+def get_execution(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
+    return execution_json(execution_for(request.user, execution_id))
+
+
+@router.post(
+    "/executions/{execution_id}/finish/",
+    auth=[session_auth, runner_session_auth],
+    url_name="api-execution-finish",
+    response=answers({200: ExecutionOut}, *SIGNED_IN, 404, 409),
+    summary="End an execution and its runner session (the runner may call this itself)",
+)
+def finish(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
+    found = execution_for(request.user, execution_id)
+    return execution_json(finish_execution(actor=request.user, execution=found, ip_address=client_ip(request)))

@@ -1,0 +1,196 @@
+"""Signing in and out, and your sessions (browser, API, runner): list them, end one, end the others."""
+
+from typing import Any, Literal
+
+from django.contrib.auth import authenticate, login, logout
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.views.decorators.debug import sensitive_variables
+from ninja import Router, Schema
+from pydantic import ConfigDict, Field
+
+from secrets_app.api.auth import session_auth
+from secrets_app.api.parsing import JsonBody
+from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
+from secrets_app.api.types import DateTime, PathUUID, Text, UUIDText, WorkflowReference
+from secrets_app.error_responses import error_response
+from secrets_app.http import client_ip
+from secrets_app.models import Execution, UserSession, Workspace
+from secrets_app.selectors.sessions import session_for, sessions_of
+from secrets_app.services.sessions import revoke_other_sessions, revoke_session
+
+router = Router(tags=["sessions"])
+
+ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired"])]
+
+
+class SignIn(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    username: Text
+    password: Text
+
+
+class User(Schema):
+    username: str
+    email: str
+    personal_workspace: str | None
+
+
+class Session(Schema):
+    user: User | None
+    csrf_token: str
+
+
+class SessionExecution(Schema):
+    id: UUIDText
+    workflow: WorkflowReference
+    workspace: str
+    status: ExecutionStatus
+
+
+class UserSessionOut(Schema):
+    """One of your sessions. Never its session key: sessions are named by `id`."""
+
+    id: UUIDText
+    kind: Literal[tuple(UserSession.Kind.values)]
+    current: bool
+    created_at: DateTime
+    last_seen_at: DateTime | None
+    expires_at: DateTime
+    ip_address: str | None
+    user_agent: str
+    device: str
+    execution: SessionExecution | None
+
+
+class UserSessionList(Schema):
+    sessions: list[UserSessionOut]
+
+
+class EndedCounts(Schema):
+    browser: int = Field(ge=0)
+    api: int = Field(ge=0)
+    runner: int = Field(ge=0)
+
+
+class SessionsEnded(Schema):
+    ended: EndedCounts
+
+
+def user_json(user: Any) -> dict[str, Any] | None:
+    if not user.is_authenticated:
+        return None
+    personal = Workspace.objects.filter(personal_owner=user).values_list("slug", flat=True).first()
+    return {"username": user.get_username(), "email": user.email, "personal_workspace": personal}
+
+
+def session_json(user_session: UserSession) -> dict[str, Any]:
+    execution = user_session.execution
+    return {
+        "id": str(user_session.pk),
+        "kind": user_session.kind,
+        "current": user_session.is_current,
+        "created_at": user_session.created_at.isoformat(),
+        "last_seen_at": user_session.last_seen_at.isoformat() if user_session.last_seen_at else None,
+        "expires_at": user_session.expires_at.isoformat(),
+        "ip_address": user_session.ip_address,
+        "user_agent": user_session.user_agent,
+        "device": user_session.device,
+        "execution": {
+            "id": str(execution.id),
+            "workflow": execution.workflow_reference,
+            "workspace": execution.workspace.slug,
+            "status": execution.display_status,
+        }
+        if execution
+        else None,
+    }
+
+
+@router.get(
+    "/session/",
+    auth=None,
+    url_name="api-session",
+    response=answers({200: Session}, 503),
+    summary="Who is signed in, and a CSRF token (sets the csrftoken cookie)",
+)
+def who_am_i(request: HttpRequest) -> dict[str, Any]:
+    return {"user": user_json(request.user), "csrf_token": get_token(request)}
+
+
+@router.post(
+    "/session/",
+    auth=None,
+    url_name="api-session",
+    response=answers({200: Session}, 401, 403, 429, 503, *JSON_BODY),
+    summary="Sign in; answers the new CSRF token (it rotates at sign-in)",
+)
+@sensitive_variables()
+def sign_in(request: HttpRequest, credentials: SignIn = JsonBody(...)) -> Any:
+    user = authenticate(request, username=credentials.username, password=credentials.password)
+    if user is None:
+        return error_response(401, "invalid_credentials", "Wrong username or password.")
+    login(request, user)
+    # login() rotated the CSRF token; the new one is what the caller must send from now on.
+    return {"user": user_json(user), "csrf_token": get_token(request)}
+
+
+@router.delete(
+    "/session/", auth=None, url_name="api-session", response=answers({204: None}, 403, 503), summary="Sign out"
+)
+def sign_out(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return HttpResponse(status=204)
+
+
+@router.get(
+    "/sessions/",
+    auth=session_auth,
+    url_name="api-user-sessions",
+    response=answers({200: UserSessionList}, *SIGNED_IN),
+    summary="Your live sessions (browser, API, runner), newest first",
+)
+def list_sessions(request: HttpRequest) -> dict[str, Any]:
+    found = sessions_of(request.user, current_session_key=request.session.session_key)
+    return {"sessions": [session_json(s) for s in found]}
+
+
+@router.post(
+    "/sessions/revoke-others/",
+    auth=session_auth,
+    url_name="api-user-sessions-revoke-others",
+    response=answers({200: SessionsEnded}, *SIGNED_IN),
+    summary="Sign out everywhere else: every session of yours but this one ends",
+)
+def end_other_sessions(request: HttpRequest) -> dict[str, Any]:
+    ended = revoke_other_sessions(
+        actor=request.user, current_session_key=request.session.session_key, ip_address=client_ip(request)
+    )
+    return {"ended": ended}
+
+
+@router.get(
+    "/sessions/{session_id}/",
+    auth=session_auth,
+    url_name="api-user-session",
+    response=answers({200: UserSessionOut}, *SIGNED_IN, 404),
+    summary="One of your sessions (never its key)",
+)
+def get_session(request: HttpRequest, session_id: PathUUID) -> dict[str, Any]:
+    return session_json(session_for(request.user, session_id, current_session_key=request.session.session_key))
+
+
+@router.delete(
+    "/sessions/{session_id}/",
+    auth=session_auth,
+    url_name="api-user-session",
+    response=answers({204: None}, *SIGNED_IN, 404),
+    summary="End one of your sessions (a runner session's execution finishes; the current one signs you out)",
+)
+def end_session(request: HttpRequest, session_id: PathUUID) -> HttpResponse:
+    found = session_for(request.user, session_id, current_session_key=request.session.session_key)
+    revoke_session(actor=request.user, user_session=found, ip_address=client_ip(request))
+    if found.is_current:
+        logout(request)
+    return HttpResponse(status=204)

@@ -1,0 +1,33 @@
+"""Workspaces a user can see, and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from secrets_app import permissions
+from secrets_app.errors import WorkspaceNotFound
+from secrets_app.models import Membership, Workspace
+
+
+def workspaces_for(user: Any) -> QuerySet[Workspace]:
+    """The workspaces `user` can see, personal first, each with the caller's role."""
+    visible = Workspace.objects.filter(permissions.visible_workspaces_filter(user))
+    return permissions.annotate_caller_role(visible, user).order_by("kind", "name")
+
+
+def workspace_for(user: Any, slug: str) -> Workspace:
+    """One workspace the user can see, or WorkspaceNotFound (whether or not it exists)."""
+    workspace = workspaces_for(user).filter(slug=slug).first()
+    if workspace is None:
+        raise WorkspaceNotFound()
+    return workspace
+
+
+def personal_workspace_of(user: Any) -> Workspace:
+    return workspace_for(user, Workspace.objects.only("slug").get(personal_owner=user).slug)
+
+
+def members_of(workspace: Workspace) -> QuerySet[Membership]:
+    return workspace.memberships.select_related("user").order_by("user__username")

@@ -1,0 +1,47 @@
+"""Encryption keys: re-sealing values under the active key of the ring (`manage.py
+rotate_encryption_key`), and the audit record of a rotation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from secrets_app.crypto import DecryptionFailed
+from secrets_app.models import AuditEvent, Secret
+from secrets_app.services import audit
+
+
+@dataclass
+class ResealedBatch:
+    resealed: int = 0
+    gone: int = 0
+    unreadable: list[Secret] = field(default_factory=list)
+
+
+def reseal_secrets(secrets: list[Secret]) -> ResealedBatch:
+    """Seal these secrets' values again under the active key, in one transaction.
+
+    A row deleted (or already resealed) since it was read counts as gone. A row that cannot be
+    opened is left exactly as it is and reported: rotation never replaces what it cannot read.
+    """
+    outcome = ResealedBatch()
+    with transaction.atomic():
+        for secret in secrets:
+            try:
+                written = Secret.objects.reseal(secret)
+            except DecryptionFailed:
+                outcome.unreadable.append(secret)
+                continue
+            if written:
+                outcome.resealed += 1
+            else:
+                outcome.gone += 1
+    return outcome
+
+
+def record_key_rotation(*, active_key_id: str, resealed: dict[str, int], unreadable: int) -> None:
+    audit.record_event(
+        action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED,
+        detail={"to_key_id": active_key_id, "resealed_from": resealed, "unreadable": unreadable},
+    )

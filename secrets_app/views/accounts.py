@@ -1,0 +1,108 @@
+"""Account Settings: sign-up, the profile, your sessions, the password."""
+
+from __future__ import annotations
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from secrets_app.forms import ProfileForm, SignUpForm
+from secrets_app.http import client_ip
+from secrets_app.selectors.sessions import session_for, sessions_of
+from secrets_app.services.accounts import change_password, register_user, update_profile
+from secrets_app.services.sessions import revoke_other_sessions, revoke_session
+from secrets_app.views.base import console_view
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect("login")
+    return redirect("developer-settings")
+
+
+@sensitive_post_parameters()
+@sensitive_variables()
+@require_http_methods(["GET", "POST"])
+def sign_up(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = register_user(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Welcome! Your personal workspace is ready.")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_settings(request: HttpRequest) -> HttpResponse:
+    """The profile form, and the user's sessions."""
+    form = ProfileForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        update_profile(user=request.user, **form.cleaned_data)
+        messages.success(request, "Profile saved.")
+        return redirect("account-settings")
+    sessions = sessions_of(request.user, current_session_key=request.session.session_key)
+    return render(request, "account/profile.html", {"form": form, "section": "profile", "sessions": sessions})
+
+
+@console_view
+@require_POST
+def session_revoke(request: HttpRequest, session_id: str) -> HttpResponse:
+    """End one of your sessions; ending the current one signs you out."""
+    found = session_for(request.user, session_id, current_session_key=request.session.session_key)
+    revoke_session(actor=request.user, user_session=found, ip_address=client_ip(request))
+    if found.is_current:
+        logout(request)
+        messages.success(request, "This session has ended: you are signed out.")
+        return redirect("login")
+    if found.execution:
+        messages.success(
+            request, f"Runner session of {found.execution.workflow_reference} ended; its execution is finished."
+        )
+    else:
+        messages.success(request, f"{found.get_kind_display()} session ({found.device}) ended: it is signed out.")
+    return redirect("account-settings")
+
+
+@console_view
+@require_POST
+def sessions_revoke_others(request: HttpRequest) -> HttpResponse:
+    """Sign out everywhere else: every session but this one ends."""
+    ended = revoke_other_sessions(
+        actor=request.user, current_session_key=request.session.session_key, ip_address=client_ip(request)
+    )
+    count = sum(ended.values())
+    messages.success(request, f"Signed out everywhere else: {count} other session{'' if count == 1 else 's'} ended.")
+    return redirect("account-settings")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, through `services.change_password`: every other session of the
+    user's ends at once; this one stays signed in."""
+
+    template_name = "account/password_change.html"
+
+    @sensitive_variables()
+    def form_valid(self, form: django_forms.Form) -> HttpResponse:
+        change_password(
+            user=form.user,
+            new_password=form.cleaned_data["new_password1"],
+            current_session_key=self.request.session.session_key,
+            ip_address=client_ip(self.request),
+        )
+        update_session_auth_hash(self.request, form.user)
+        return redirect(self.get_success_url())

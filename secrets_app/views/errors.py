@@ -1,0 +1,129 @@
+"""Error answers for every request: Django's handlers (400, 403, 404, 500), the CSRF failure, the
+sign-in lockout and the runner-session refusal. A page for the browser, the JSON error envelope
+under /api/."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.template import loader
+from django.utils.log import log_response
+
+from secrets_app import errors
+from secrets_app.error_responses import console_error_response, error_response, not_found_response
+from secrets_app.http import is_api_request
+
+logger = logging.getLogger(__name__)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if is_api_request(request):
+        return error_response(
+            403,
+            "csrf_failed",
+            "CSRF check failed: send the X-CSRFToken header with the token from GET /api/v1/session/.",
+        )
+    return render(request, "403_csrf.html", status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return not_found_response(request)
+    return render(
+        request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404
+    )
+
+
+RUNNER_SESSION_SCOPE_MESSAGE = (
+    "A runner session may only read secrets (GET /api/v1/runner/secrets/<key>/, POST /api/v1/runner/resolve/) "
+    "and see or finish its own execution; sign in as a user for everything else."
+)
+
+
+def runner_session_refused(request: HttpRequest) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(403, "runner_session_scope", RUNNER_SESSION_SCOPE_MESSAGE)
+    return render(request, "403.html", {"message": RUNNER_SESSION_SCOPE_MESSAGE}, status=403)
+
+
+def sign_in_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None = None, credentials: dict | None = None
+) -> HttpResponse:
+    """What django-axes answers, in place of the sign-in's own answer, while sign-in is locked."""
+    minutes = max(1, round(settings.AXES_COOLOFF_TIME.total_seconds() / 60))
+    message = (
+        f"Sign-in is locked for {minutes} minutes after {settings.AXES_FAILURE_LIMIT} failed attempts "
+        "for this username or from this address."
+    )
+    if is_api_request(request):
+        response = error_response(429, "too_many_sign_in_attempts", message)
+    else:
+        response = render(request, "registration/locked_out.html", {"message": message}, status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(403, "permission_denied", "You do not have permission to do that.")
+    return render(request, "403.html", {"message": str(exception or "")}, status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_request(request):
+        return error_response(400, "bad_request", "The request could not be understood.")
+    return render(request, "400.html", status=400)
+
+
+# What a database that is down, restarting or unreachable raises; not IntegrityError or the other
+# DatabaseErrors that services expect and handle.
+DATABASE_OUTAGE_ERRORS = (OperationalError, InterfaceError)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler for every exception nothing else caught, raised anywhere in a request: a
+    view, admin, the login, or a middleware (loading the session or the user happens there).
+
+    Django calls it while handling the exception, so `sys.exc_info()` is that exception. A lost
+    database is a 503 that says so; anything else a 500.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, DATABASE_OUTAGE_ERRORS):
+        return database_unavailable(request, error)
+    if is_api_request(request):
+        return error_response(500, "server_error", "The server failed to answer; nothing was changed.")
+    # Without the request, as Django's own handler does: its context processors could fail again.
+    return HttpResponse(loader.render_to_string("500.html"), status=500)
+
+
+def database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse:
+    """503 with a fixed message (the driver's text can name hosts and carry SQL parameters), and
+    one log line naming the driver's error class, never its text."""
+    unavailable = errors.DatabaseUnavailable()
+    if is_api_request(request):
+        response = console_error_response(unavailable)
+    else:
+        # Rendered without the request: its context processors would load the user, from the database.
+        page = loader.render_to_string("503.html", {"message": unavailable.message})
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(unavailable.retry_after_seconds)
+    cause = error.__cause__ or error  # Django wraps the driver's error; its class names the condition
+    sqlstate = getattr(cause, "sqlstate", None)
+    # log_response marks the response as logged, so Django does not log it again with the
+    # exception's text.
+    log_response(
+        "Database unavailable (%s%s): %s %s answered 503",
+        type(cause).__name__,
+        f", SQLSTATE {sqlstate}" if sqlstate else "",
+        request.method,
+        request.path,
+        response=response,
+        request=request,
+        logger=logger,
+    )
+    return response

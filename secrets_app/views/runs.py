@@ -1,0 +1,101 @@
+"""Developer Settings → Workflows and Executions: register, launch, delete, finish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from secrets_app import errors, permissions
+from secrets_app.forms import LaunchForm, WorkflowRegisterForm
+from secrets_app.http import client_ip
+from secrets_app.selectors.pagination import paginate
+from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
+from secrets_app.selectors.workspaces import workspace_for, workspaces_for
+from secrets_app.services.runs import delete_workflow, finish_execution, launch_execution, register_workflow
+from secrets_app.views.base import console_view, developer_context, show_errors
+
+
+def _launch_targets(user: Any) -> list[Any]:
+    return [w for w in workspaces_for(user) if permissions.can_launch_in(user, w)]
+
+
+@console_view
+@require_http_methods(["GET", "POST"])
+def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The workflows registered in this workspace, and the form to register one."""
+    workspace = workspace_for(request.user, slug)
+    form = WorkflowRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow = register_workflow(
+                actor=request.user, workspace=workspace, ip_address=client_ip(request), **form.cleaned_data
+            )
+        except (ValidationError, errors.ConsoleError) as error:
+            show_errors(form, error)
+        else:
+            messages.success(request, f"Workflow {workflow.reference} registered.")
+            return redirect("workflows", slug=workspace.slug)
+    targets = _launch_targets(request.user)
+    context = developer_context(
+        request,
+        workspace,
+        "workflows",
+        form=form,
+        workflows=workflows_in(workspace),
+        launch_form=LaunchForm(workspaces=targets, initial={"workspace": workspace.slug}) if targets else None,
+    )
+    return render(request, "developer/workflows.html", context, status=400 if form.errors else 200)
+
+
+@console_view
+@require_POST
+def workflow_launch(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    """Launch a workflow; the page shows the runner session once."""
+    workflow = workflow_for(request.user, f"{slug}/{name}")
+    form = LaunchForm(request.POST, workspaces=_launch_targets(request.user))
+    if not form.is_valid():
+        messages.error(request, "Choose a workspace you may launch executions in.")
+        return redirect("workflows", slug=slug)
+    target = workspace_for(request.user, form.cleaned_data["workspace"])
+    execution, session_key = launch_execution(
+        actor=request.user, workspace=target, workflow=workflow, ip_address=client_ip(request)
+    )
+    context = developer_context(request, target, "executions", execution=execution, runner_session=session_key)
+    return render(request, "developer/execution_launched.html", context, status=201)
+
+
+@console_view
+@require_POST
+def workflow_delete(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    workflow = workflow_for(request.user, f"{slug}/{name}")
+    delete_workflow(actor=request.user, workflow=workflow, ip_address=client_ip(request))
+    messages.success(request, f"Workflow {workflow.reference} deleted; its running executions ended.")
+    return redirect("workflows", slug=slug)
+
+
+@console_view
+@require_GET
+def executions_page(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = workspace_for(request.user, slug)
+    page = paginate(executions_in(workspace), request.GET.get("page"))
+    return render(request, "developer/executions.html", developer_context(request, workspace, "executions", page=page))
+
+
+@console_view
+@require_POST
+def execution_finish(request: HttpRequest, execution_id: str) -> HttpResponse:
+    execution = execution_for(request.user, execution_id)
+    try:
+        ended = finish_execution(actor=request.user, execution=execution, ip_address=client_ip(request))
+    except errors.ExecutionNotRunning as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request, f"Execution of {ended.workflow_reference} {ended.status}; its runner session has ended."
+        )
+    return redirect("executions", slug=execution.workspace.slug)
