@@ -17,7 +17,7 @@
 
 Problems are reported by line number, never with any part of the line: a line that cannot be
 read may be part of a value. Whether a key or a value is acceptable to the console is not decided
-here (see `services.plan_dotenv_import`); this module reads the syntax and refuses a key set twice.
+here (see `services.imports.plan_dotenv_import`); this module reads the syntax and refuses a key set twice.
 """
 
 from __future__ import annotations

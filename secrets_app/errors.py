@@ -1,7 +1,8 @@
 """Domain errors raised by services and selectors.
 
 Each carries a stable `code` for the JSON API; views and the API turn them into a message
-and a status in one place each (`api.ERROR_STATUS`, `views.DomainErrorMixin`).
+and a status in one place (`error_responses.ERROR_STATUS`); pages show a 404 or 403 page for
+the not-found and access-denied kinds (`views.base.domain_errors_as_http`).
 """
 
 from typing import Any
@@ -144,7 +145,7 @@ class LockOut(Conflict):
 class DatabaseUnavailable(ConsoleError):
     """The database could not be reached, or dropped the connection, while answering.
 
-    Never raised: `views.server_error` answers with it when a request fails with the driver's
+    Never raised: `views.errors.server_error` answers with it when a request fails with the driver's
     OperationalError or InterfaceError, wherever that happened (a view, the session or user load,
     admin). Its message is fixed: the driver's text can name hosts and carry SQL parameters.
     """

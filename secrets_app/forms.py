@@ -167,7 +167,7 @@ PENDING_IMPORT_MAX_AGE_SECONDS = 15 * 60
 
 
 def seal_pending_import(*, text: str, tag_names: list[str], user_id: int, workspace_id: int) -> str:
-    """The previewed file and its tags as an opaque token for the confirm step (see views.secrets_import)."""
+    """The previewed file and its tags as an opaque token for the confirm step (see views.imports)."""
     associated_data = crypto.pending_import_associated_data(user_id=user_id, workspace_id=workspace_id)
     return crypto.seal_token(json.dumps(tag_names) + "\n" + text, associated_data)
 

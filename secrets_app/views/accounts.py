@@ -91,7 +91,7 @@ def sessions_revoke_others(request: HttpRequest) -> HttpResponse:
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's password change, through `services.change_password`: every other session of the
+    """Django's password change, through `services.accounts.change_password`: every other session of the
     user's ends at once; this one stays signed in."""
 
     template_name = "account/password_change.html"
