@@ -67,7 +67,8 @@ def servers():
     env["TRUSTED_PROXY_COUNT"] = "1"
     manage(env, "migrate", "--noinput", "-v0")
     create_users = (
-        "from django.contrib.auth import get_user_model; from secrets_app import services; "
+        "from django.contrib.auth import get_user_model; "
+        "from secrets_app.services.workspaces import create_team_workspace; "
         f"alice = get_user_model().objects.create_user('alice', password='{PASSWORD}'); "
         f"get_user_model().objects.create_user('bob', password='{PASSWORD}'); "
         "create_team_workspace(actor=alice, name='Team', slug='team')"
