@@ -13,9 +13,14 @@ For each database (SQLite, and PostgreSQL when it is reachable) this script, in 
 
 and prints requests/s and p50/p99 latency of (a) and (b) side by side, with the ratio a/b.
 
+With `--compare REF`, the same load also runs against a second gunicorn serving the code of the
+git commit REF (checked out in a temporary worktree), on the same database and cache, round by
+round alternating with this tree's, so that both ratios come from one run on one machine.
+
     .venv/bin/python bench/runner_read.py                      # SQLite, then PostgreSQL if reachable
     .venv/bin/python bench/runner_read.py --databases sqlite   # one of them
     .venv/bin/python bench/runner_read.py --quick              # shorter rounds, no 100,000 seed
+    .venv/bin/python bench/runner_read.py --compare c5146e9    # this tree and that commit, alternating
 
 Needs `wrk` (apt-get install wrk) and Redis (CACHE_URL, default redis://127.0.0.1:6379/15, which
 it flushes). PostgreSQL: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres);
@@ -46,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 GUNICORN = str(Path(PYTHON).parent / "gunicorn")
 BENCH_DATABASE = "bench_runner_read"
+THIS_TREE = "this tree"
 TARGETS = {"ratio": 0.8, "p99_ms": 25.0, "queries": 4, "seed_100k_s": 60.0}
 
 
@@ -175,13 +181,19 @@ def seed(env: dict[str, str], slug: str, secrets_count: int, tags: int, grants: 
     return json.loads(run(command, env, timeout=900).stdout.strip().splitlines()[-1])
 
 
-def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str]:
+def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving the code in `tree` (this checkout, or a worktree of another commit)."""
     port = free_port()
-    server_env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)}
+    server_env = {
+        **env,
+        "PYTHONPATH": str(tree),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": str(workers),
+    }
     server = subprocess.Popen(
         [GUNICORN, "console.wsgi", "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"],
         env=server_env,
-        cwd=ROOT,
+        cwd=tree,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -225,7 +237,9 @@ def median_result(results: list[LoadResult]) -> LoadResult:
     )
 
 
-def bench_database(name: str, database_url: str, options: argparse.Namespace) -> dict[str, object]:
+def bench_database(
+    name: str, database_url: str, options: argparse.Namespace, trees: dict[str, Path]
+) -> dict[str, object]:
     env = fresh_environment(database_url, options.cache_url)
     flush_cache(options.cache_url)
     run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], env, timeout=300)
@@ -237,22 +251,30 @@ def bench_database(name: str, database_url: str, options: argparse.Namespace) ->
         seeds[100_000] = seed(env, "bench-large", 100_000, 200, 0, launch=False)
     loads = {}
     for workers in options.workers:
-        server, base = start_gunicorn(env, workers)
+        servers = {label: start_gunicorn(env, workers, tree) for label, tree in trees.items()}
+        samples: dict[str, tuple[list[LoadResult], list[LoadResult]]] = {label: ([], []) for label in trees}
         try:
-            read_url, ping_url = base + main["path"], base + "/api/v1/runner/ping/"
-            wrk(read_url, main["session"], 2, options.connections)  # warm every worker
-            wrk(ping_url, main["session"], 2, options.connections)
-            reads, pings = [], []
+            for _, base in servers.values():
+                wrk(base + main["path"], main["session"], 2, options.connections)  # warm every worker
+                wrk(base + "/api/v1/runner/ping/", main["session"], 2, options.connections)
             for round_number in range(options.rounds):
                 print(
                     f"[{name}] {workers} workers, load round {round_number + 1}/{options.rounds} ...", file=sys.stderr
                 )
-                reads.append(wrk(read_url, main["session"], options.duration, options.connections))
-                pings.append(wrk(ping_url, main["session"], options.duration, options.connections))
+                for label, (_, base) in servers.items():
+                    reads, pings = samples[label]
+                    reads.append(wrk(base + main["path"], main["session"], options.duration, options.connections))
+                    pings.append(
+                        wrk(base + "/api/v1/runner/ping/", main["session"], options.duration, options.connections)
+                    )
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-        loads[workers] = {"read": median_result(reads), "ping": median_result(pings)}
+            for server, _ in servers.values():
+                server.terminate()
+                server.wait(timeout=30)
+        loads[workers] = {
+            label: {"read": median_result(reads), "ping": median_result(pings)}
+            for label, (reads, pings) in samples.items()
+        }
     return {"loads": loads, "seeds": seeds, "queries": main["queries"]}
 
 
@@ -262,20 +284,22 @@ def report(results: dict[str, dict], options: argparse.Namespace) -> None:
         f"{options.rounds} alternating rounds of {options.duration} s (medians), {os.cpu_count()} CPU cores"
     )
     header = (
-        f"{'database':<10} {'workers':>7} | {'(a) runner read':>26} | {'(b) baseline (session only)':>27} | "
-        f"{'a/b':>5} | {'queries/read':>12}"
+        f"{'database':<10} {'code':<12} {'workers':>7} | {'(a) runner read':>26} | "
+        f"{'(b) baseline (session only)':>27} | {'a/b':>5} | {'queries/read':>12}"
     )
     print(header)
-    print(f"{'':<18} | {'req/s   p50 ms   p99 ms':>26} | {'req/s   p50 ms   p99 ms':>27} |       |")
+    print(f"{'':<31} | {'req/s   p50 ms   p99 ms':>26} | {'req/s   p50 ms   p99 ms':>27} |       |")
     print("-" * len(header))
     for name, result in results.items():
-        for workers, load in result["loads"].items():
-            read, ping = load["read"], load["ping"]
-            print(
-                f"{name:<10} {workers:>7} | {read.requests_per_second:>8.0f} {read.p50_ms:>8.2f} {read.p99_ms:>8.2f} | "
-                f"{ping.requests_per_second:>9.0f} {ping.p50_ms:>8.2f} {ping.p99_ms:>8.2f} | "
-                f"{read.requests_per_second / ping.requests_per_second:>5.2f} | {result['queries']:>12}"
-            )
+        for workers, by_tree in result["loads"].items():
+            for label, load in by_tree.items():
+                read, ping = load["read"], load["ping"]
+                print(
+                    f"{name:<10} {label:<12} {workers:>7} | "
+                    f"{read.requests_per_second:>8.0f} {read.p50_ms:>8.2f} {read.p99_ms:>8.2f} | "
+                    f"{ping.requests_per_second:>9.0f} {ping.p50_ms:>8.2f} {ping.p99_ms:>8.2f} | "
+                    f"{read.requests_per_second / ping.requests_per_second:>5.2f} | {result['queries']:>12}"
+                )
     print()
     print("Seeding through the service layer (services.secrets.import_secrets, batches of 2,000; 200 tags):")
     for name, result in results.items():
@@ -285,12 +309,11 @@ def report(results: dict[str, dict], options: argparse.Namespace) -> None:
                 f"peak RSS {seeded['peak_rss_mib']:6.0f} MiB (after start-up {seeded['rss_before_mib']:.0f} MiB)"
             )
     print()
-    print("Targets (best worker count for each):")
+    print("Targets, for this tree (best worker count for each):")
     for name, result in results.items():
-        ratio = max(
-            load["read"].requests_per_second / load["ping"].requests_per_second for load in result["loads"].values()
-        )
-        p99 = min(load["read"].p99_ms for load in result["loads"].values())
+        ours = [by_tree[THIS_TREE] for by_tree in result["loads"].values()]
+        ratio = max(load["read"].requests_per_second / load["ping"].requests_per_second for load in ours)
+        p99 = min(load["read"].p99_ms for load in ours)
         checks = [
             (f"a/b >= {TARGETS['ratio']} ({ratio:.2f})", ratio >= TARGETS["ratio"]),
             (f"p99 < {TARGETS['p99_ms']:.0f} ms ({p99:.1f})", p99 < TARGETS["p99_ms"]),
@@ -317,6 +340,7 @@ def main() -> None:
         help="gunicorn worker counts to measure, e.g. 2,4 (default: cores, 2 x cores)",
     )
     parser.add_argument("--quick", action="store_true", help="3-second rounds and no 100,000 seed")
+    parser.add_argument("--compare", metavar="REF", help="also serve git commit REF, alternating rounds with this tree")
     parser.add_argument("--cache-url", default=os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/15"))
     parser.add_argument(
         "--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -326,23 +350,36 @@ def main() -> None:
         options.duration = 3
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as other:
+        trees = {THIS_TREE: ROOT}
+        if options.compare:
+            run(["git", "worktree", "add", "--detach", other, options.compare], dict(os.environ))
+            trees[options.compare[:12]] = Path(other)
+        try:
+            report(bench_databases(options, trees), options)
+        finally:
+            if options.compare:
+                run(["git", "worktree", "remove", "--force", other], dict(os.environ))
+
+
+def bench_databases(options: argparse.Namespace, trees: dict[str, Path]) -> dict[str, dict]:
     results: dict[str, dict] = {}
     for name in options.databases.split(","):
         if name == "sqlite":
             with tempfile.TemporaryDirectory(prefix="bench-runner-") as workdir:
-                results[name] = bench_database(name, f"sqlite:///{workdir}/bench.sqlite3", options)
+                results[name] = bench_database(name, f"sqlite:///{workdir}/bench.sqlite3", options, trees)
         elif name == "postgres":
             database_url = prepare_postgres(options.postgres_url)
             if database_url is None:
                 print(f"[postgres] not reachable at {options.postgres_url}: skipped", file=sys.stderr)
                 continue
             try:
-                results[name] = bench_database(name, database_url, options)
+                results[name] = bench_database(name, database_url, options, trees)
             finally:
                 drop_postgres(options.postgres_url)
         else:
             raise SystemExit(f"unknown database {name!r}: use sqlite and/or postgres")
-    report(results, options)
+    return results
 
 
 if __name__ == "__main__":
