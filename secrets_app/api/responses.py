@@ -58,8 +58,10 @@ def error_codes_by_status() -> dict[int, list[str]]:
     while pending:
         error_type = pending.pop()
         pending.extend(error_type.__subclasses__())
-        if error_type in (BadRequest, errors.SecretsRefused):
-            continue  # codes and status chosen per instance, listed in REQUEST_ERROR_CODES
+        if error_type in (BadRequest, errors.SecretsRefused, errors.SecretImmutable):
+            # Codes and statuses chosen per instance, or (an update of a secret) answered 405 by the
+            # route itself: listed in REQUEST_ERROR_CODES.
+            continue
         status = next((ERROR_STATUS[t] for t in error_type.__mro__ if t in ERROR_STATUS), 400)
         codes[status].add(error_type.code)
     return {status: sorted(names) for status, names in sorted(codes.items())}
