@@ -260,3 +260,9 @@ def test_the_client_lists_last_use_and_stale_secrets(live_server, alice, team):
     with pytest.raises(ClientError) as refused:
         console.list_secrets("team", unread_days=0)
     assert refused.value.code == "invalid_input" and refused.value.status == 400
+
+
+def test_an_empty_number_of_days_is_no_filter_on_the_api(alice_api, stale):
+    response = alice_api.get(f"{SECRETS_API}?unread_days=")
+    assert response.status_code == 200
+    assert response.json()["count"] == len(alice_api.get(SECRETS_API).json()["secrets"])

@@ -52,21 +52,28 @@ def _refuse_nul(text: str) -> str:
     return text
 
 
-def rule(check: Callable[[Any], Any]) -> AfterValidator:
+def rule(check: Callable[[Any], None]) -> AfterValidator:
     """A validator of ours as a pydantic one: its ValidationError becomes the field's error, with
-    its code as the error type (so `value_too_large` stays a 413) and its message unchanged. What
-    `check` returns, if anything, is the field's value."""
+    its code as the error type (so `value_too_large` stays a 413) and its message unchanged."""
 
     def validate(value: Any) -> Any:
-        try:
-            checked = check(value)
-        except ValidationError as error:
-            raise PydanticCustomError(
-                error.code or "invalid", "{message}", {"message": " ".join(error.messages)}
-            ) from None
-        return value if checked is None else checked
+        _as_field_error(check, value)
+        return value
 
     return AfterValidator(validate)
+
+
+def parsed(parse: Callable[[Any], Any]) -> AfterValidator:
+    """A parser of ours as a pydantic validator: the field's value is what `parse` answers, and
+    its ValidationError is the field's error, as in `rule`."""
+    return AfterValidator(lambda value: _as_field_error(parse, value))
+
+
+def _as_field_error(function: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return function(value)
+    except ValidationError as error:
+        raise PydanticCustomError(error.code or "invalid", "{message}", {"message": " ".join(error.messages)}) from None
 
 
 def _string(**schema: Any) -> WithJsonSchema:
@@ -125,7 +132,7 @@ def _expiry(value: Any) -> datetime.datetime | None:
 # An optional expiry: null, or an ISO 8601 date (the midnight starting it) or date and time in the future.
 Expiry = Annotated[
     Any,
-    rule(_expiry),
+    parsed(_expiry),
     WithJsonSchema(
         {
             "anyOf": [{"type": "string"}, {"type": "null"}],
@@ -164,7 +171,7 @@ def _unread_days(text: str | None) -> int | None:
 
 UnreadDays = Annotated[
     str | None,
-    rule(_unread_days),
+    parsed(_unread_days),
     WithJsonSchema(
         {
             "type": "integer",
