@@ -14,7 +14,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
-from . import crypto, dotenv
+from . import crypto, dotenv, strict_json
 from .models import AuditEvent, Role
 from .validators import (
     EXPIRED_SECRET_GRACE_MAX_DAYS,
@@ -318,6 +318,7 @@ class WorkflowRegisterForm(forms.Form):
         max_length=100, widget=forms.TextInput(attrs={"placeholder": "nightly-report", "autocomplete": "off"})
     )
     definition = forms.JSONField(
+        decoder=strict_json.Decoder,
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text="A JSON object; use ${workflow.secrets.NAME} where a task needs a secret, e.g. "
         '{"tasks": [{"name": "fetch", "inputs": {"token": "${workflow.secrets.API_KEY}"}}]}',

@@ -65,9 +65,12 @@ def parse_secret_expiry(text: str) -> datetime.datetime:
         raise ValidationError(EXPIRY_FORMAT_MESSAGE, code="invalid_expiry")
     try:
         parsed = datetime.datetime.fromisoformat(text.strip())
-    except ValueError:
+        parsed = timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+        # A moment that has no UTC time (0001-01-01T00:30+01:00 is in the year 0) cannot be compared.
+        parsed.astimezone(datetime.UTC)
+    except (ValueError, OverflowError):
         raise ValidationError(EXPIRY_FORMAT_MESSAGE, code="invalid_expiry") from None
-    return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
+    return parsed
 
 
 def validate_secret_expiry(expires_at: datetime.datetime, *, now: datetime.datetime) -> None:
@@ -94,6 +97,16 @@ def validate_expired_secret_grace_days(days: int) -> None:
 
 
 UNREAD_DAYS_MAX = 3650
+# Whole numbers a request names (pages, row ids) have at most this many digits: any larger one names
+# nothing, and some would not fit the database's 64-bit integers.
+MAX_NUMBER_DIGITS = 18
+
+
+def parse_number(text: str) -> int | None:
+    """A whole number written in ASCII digits (at most MAX_NUMBER_DIGITS of them), or None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_NUMBER_DIGITS:
+        return None
+    return int(text)
 
 
 def parse_unread_days(text: str) -> int:
@@ -125,39 +138,3 @@ def validate_workflow_name(name: str) -> None:
             f"and are at most {WORKFLOW_NAME_MAX_LENGTH} characters.",
             code="invalid_workflow_name",
         )
-
-
-JSON_MAX_DEPTH = 64
-
-
-def json_contains_nul(document: object) -> bool:
-    """Does any string of this JSON document, key or value, hold a NUL character?"""
-    pending = [document]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
-
-
-def json_depth_exceeds(document: object, limit: int = JSON_MAX_DEPTH) -> bool:
-    """Is this JSON document nested more than `limit` levels deep? (Checked without recursion.)"""
-    pending = [(document, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        pending.extend((child, depth + 1) for child in children)
-    return False

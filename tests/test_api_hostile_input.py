@@ -109,3 +109,128 @@ def test_a_definition_may_hold_the_six_characters_backslash_u0000(alice_api, see
     )
     assert response.status_code == 201
     assert response.json()["definition"] == {"text": "\\u0000"}
+
+
+# Numbers, NaN and Infinity, repeated names, lone surrogates and moments without a UTC time: JSON
+# in is strict (RFC 8259), text must be storable, and each gets a clear 4xx, never a 500.
+
+HUGE_INTEGER = "1" * 5000
+NON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body_with"),
+    [
+        ("/api/v1/session/", '{{"username": "alice", "password": "x", "n": {}}}'),
+        ("/api/v1/workspaces/team/secrets/", '{{"key": "K", "value": "v", "n": {}}}'),
+        ("/api/v1/workspaces/team/workflows/", '{{"name": "numbers", "definition": {{"n": {}}}}}'),
+        ("/api/v1/runner/resolve/", '{{"n": {}, "t": "${{workflow.secrets.API_KEY}}"}}'),
+        ("/api/v1/workspaces/team/secrets/import/", '{{"dotenv": "A=1", "dry_run": {}}}'),
+    ],
+)
+@pytest.mark.parametrize("number", [HUGE_INTEGER, *NON_NUMBERS])
+def test_a_number_json_does_not_allow_is_400_malformed_json_anywhere(alice_api, seeded, path, body_with, number):
+    events = AuditEvent.objects.count()
+    response = alice_api.post(path, raw=body_with.format(number))
+    assert error_of(response) == (400, "malformed_json")
+    assert AuditEvent.objects.count() == events
+    assert not Workflow.objects.filter(name="numbers").exists()
+
+
+def test_a_huge_integer_to_the_anonymous_sign_in_is_a_400(api, alice):
+    api.refresh_csrf()
+    response = api.post("/api/v1/session/", raw='{"username": "alice", "password": ' + HUGE_INTEGER + "}")
+    assert error_of(response) == (400, "malformed_json")
+    assert "4300 digits" in response.json()["error"]["message"]
+
+
+def test_a_member_named_twice_is_malformed(alice_api, seeded):
+    response = alice_api.post("/api/v1/workspaces/team/secrets/", raw='{"key": "K", "value": "a", "value": "b"}')
+    assert error_of(response) == (400, "malformed_json")
+    assert "twice" in response.json()["error"]["message"]
+
+
+def test_resolve_answers_strict_json(alice_api, seeded):
+    response = alice_api.post("/api/v1/runner/resolve/", raw='{"big": 1e308, "small": -0.0, "list": [1.5, 2]}')
+    assert response.status_code == 200
+    assert "NaN" not in response.content.decode() and "Infinity" not in response.content.decode()
+    assert response.json()["document"] == {"big": 1e308, "small": -0.0, "list": [1.5, 2]}
+
+
+@pytest.mark.parametrize("page", [HUGE_INTEGER, "9" * 19, "99999999999999999999"])
+def test_a_page_number_of_any_length_is_no_page(alice_api, seeded, page):
+    response = alice_api.get(f"/api/v1/workspaces/team/secrets/?page={page}")
+    assert error_of(response) == (404, "page_not_found")
+    assert len(response.json()["error"]["message"]) < 200
+
+
+@pytest.mark.parametrize("number", ["9" * 30, "1" * 5000])
+def test_a_grant_id_of_any_length_is_no_grant(alice_api, seeded, number):
+    response = alice_api.delete(f"/api/v1/workspaces/team/tags/env/grants/user-{number}/")
+    assert error_of(response) == (404, "grant_not_found")
+
+
+@pytest.mark.parametrize(
+    "expires_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+00:01"]
+)
+def test_an_expiry_that_has_no_utc_time_is_a_400_naming_it(alice_api, seeded, expires_at):
+    response = alice_api.post("/api/v1/workspaces/team/secrets/", {"key": "OLD", "value": "v", "expires_at": expires_at})
+    assert error_of(response) == (400, "invalid_input")
+    assert "Enter the expiry as an ISO 8601 date" in response.json()["error"]["fields"]["expires_at"][0]
+    assert not seeded.secrets.filter(key="OLD").exists()
+
+
+def test_the_secrets_page_shows_a_form_error_for_an_expiry_without_a_utc_time(alice, seeded):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice)
+    response = browser.post(
+        "/settings/developer/team/secrets/", {"key": "OLD", "value": "v", "expires_at": "0001-01-01T00:30:00+01:00"}
+    )
+    assert response.status_code == 200
+    assert "Enter the expiry as an ISO 8601 date" in response.content.decode()
+    assert not seeded.secrets.filter(key="OLD").exists()
+
+
+SURROGATE_REFUSED = "Must be Unicode text: it holds a lone surrogate (\\ud800-\\udfff)."
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/workspaces/", '{"slug": "new", "name": "New \\ud800"}', "name"),
+        ("/api/v1/session/", '{"username": "alice\\udfff", "password": "x"}', "username"),
+        ("/api/v1/workspaces/team/tags/env/grants/", '{"user": "bob\\ud800", "permissions": ["use"]}', "user"),
+        ("/api/v1/workspaces/team/executions/", '{"workflow": "team/nightly\\ud800"}', "workflow"),
+        ("/api/v1/workspaces/team/secrets/import/", '{"dotenv": "A=\\ud800"}', "dotenv"),
+        ("/api/v1/workspaces/team/value-lookup/", '{"value": "\\ud800"}', "value"),
+    ],
+)
+def test_a_lone_surrogate_in_a_text_field_is_refused_and_nothing_is_written(alice_api, seeded, path, body, field):
+    events = AuditEvent.objects.count()
+    response = alice_api.post(path, raw=body)
+    assert error_of(response) == (400, "invalid_input")
+    assert response.json()["error"]["fields"] == {field: [SURROGATE_REFUSED]}
+    assert AuditEvent.objects.count() == events
+    assert not Workspace.objects.filter(slug="new").exists()
+
+
+@pytest.mark.parametrize("definition", ['{"t": "\\ud800"}', '{"\\udc00": 1}'], ids=["in a value", "in a key"])
+def test_a_lone_surrogate_in_a_workflow_definition_is_refused(alice_api, seeded, definition):
+    response = alice_api.post("/api/v1/workspaces/team/workflows/", raw=f'{{"name": "odd", "definition": {definition}}}')
+    assert error_of(response) == (400, "invalid_input")
+    assert "lone surrogate" in response.json()["error"]["fields"]["definition"][0]
+    assert not Workflow.objects.filter(name="odd").exists()
+
+
+@pytest.mark.parametrize("definition", ['{"n": NaN}', '{"n": 1e400}', '{"a": 1, "a": 2}', "1" * 5000])
+def test_the_workflows_page_refuses_json_the_api_refuses_as_a_form_error(alice, seeded, definition):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(alice)
+    response = browser.post("/settings/developer/team/workflows/", {"name": "from-page", "definition": definition})
+    assert response.status_code == 400
+    assert "Enter a valid JSON" in response.content.decode()
+    assert not Workflow.objects.filter(name="from-page").exists()

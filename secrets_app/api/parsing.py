@@ -4,30 +4,30 @@
 strictly: another media type is 415 `unsupported_media_type` (checked before the body is read, so
 a form post is never parsed as JSON), a body over `DATA_UPLOAD_MAX_MEMORY_SIZE` 413
 `request_too_large` (Django's RequestDataTooBig, answered by the API's handler), and an empty
-body, one that is not JSON or one nested more than JSON_MAX_DEPTH levels 400 `malformed_json`.
+body, or one that is not JSON as `strict_json` reads it (RFC 8259: no NaN or Infinity, finite
+numbers, each member named once, at most 64 levels deep) 400 `malformed_json`.
 """
 
-import json
 from typing import Any
 
 from django.http import HttpRequest
 from ninja.params.models import Body, BodyModel
 
+from secrets_app import strict_json
 from secrets_app.error_responses import BadRequest
-from secrets_app.validators import JSON_MAX_DEPTH, json_depth_exceeds
 
 
 def read_json_document(request: HttpRequest) -> Any:
     """The request's body as any JSON value, or BadRequest."""
     if request.content_type != "application/json":
         raise BadRequest(415, "unsupported_media_type", "Send the body as JSON with Content-Type: application/json.")
+    body = request.body
+    if not body:
+        raise BadRequest(400, "malformed_json", "The request body is empty; send a JSON document.")
     try:
-        document = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise BadRequest(400, "malformed_json", "The request body is not valid JSON.") from None
-    if json_depth_exceeds(document):
-        raise BadRequest(400, "malformed_json", f"The JSON document is nested more than {JSON_MAX_DEPTH} levels deep.")
-    return document
+        return strict_json.loads(body)
+    except strict_json.JsonRefused as refused:
+        raise BadRequest(400, "malformed_json", f"The request body is not valid JSON: {refused}") from None
 
 
 class JsonBodyModel(BodyModel):

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from secrets_app.models import Workspace
+from secrets_app.strict_json import LONE_SURROGATE, NUL, text_problem
 from secrets_app.validators import (
     EXPIRED_SECRET_GRACE_MAX_DAYS,
     SECRET_KEY_MAX_LENGTH,
@@ -36,8 +37,12 @@ from secrets_app.validators import (
     validate_workflow_name,
 )
 
-# No text the console keeps or looks up may hold NUL (PostgreSQL can neither store nor compare it).
+# No text the console keeps or looks up may hold what it cannot store (`strict_json.text_problem`).
 NUL_REFUSED = "Must not contain NUL characters; encode binary data (e.g. base64)."
+UNSTORABLE_TEXT = {
+    NUL: NUL_REFUSED,
+    LONE_SURROGATE: "Must be Unicode text: it holds a lone surrogate (\\ud800-\\udfff).",
+}
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
@@ -46,9 +51,10 @@ def full_match(pattern: re.Pattern[str]) -> str:
     return f"^(?:{pattern.pattern})$"
 
 
-def _refuse_nul(text: str) -> str:
-    if "\x00" in text:
-        raise PydanticCustomError("nul_character", NUL_REFUSED)
+def _storable(text: str) -> str:
+    problem = text_problem(text)
+    if problem:
+        raise PydanticCustomError(problem, UNSTORABLE_TEXT[problem])
     return text
 
 
@@ -80,8 +86,8 @@ def _string(**schema: Any) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", **schema})
 
 
-# Any text without NUL.
-Text = Annotated[StrictStr, AfterValidator(_refuse_nul), _string(pattern=NO_NUL_PATTERN)]
+# Any text that can be stored: no NUL, no lone surrogate.
+Text = Annotated[StrictStr, AfterValidator(_storable), _string(pattern=NO_NUL_PATTERN)]
 
 SECRET_KEY_SCHEMA = {"pattern": full_match(SECRET_KEY_PATTERN), "maxLength": SECRET_KEY_MAX_LENGTH}
 TAG_SCHEMA = {"pattern": full_match(TAG_PATTERN), "maxLength": TAG_MAX_LENGTH}

@@ -12,13 +12,14 @@ Two things differ from ninja's defaults, on purpose:
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.urls import URLPattern
 from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.operation import Operation
+from ninja.renderers import JSONRenderer
 from pydantic import ConfigDict
 
 from secrets_app.api import grants, runner, runs, secrets, sessions, workspaces
@@ -30,6 +31,12 @@ PREFIX = "/api/v1"
 OPENAPI_MAX_AGE = 60 * 60
 # The order `Allow` lists methods in.
 METHOD_ORDER = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+class StrictJSONRenderer(JSONRenderer):
+    """Answers are strict JSON (RFC 8259): a number JSON cannot write is an error, never `NaN`."""
+
+    json_dumps_params: ClassVar[dict[str, Any]] = {"allow_nan": False}
 
 
 class ConsoleAPI(NinjaAPI):
@@ -48,6 +55,7 @@ api = ConsoleAPI(
     ),
     openapi_url=None,
     docs_url=None,
+    renderer=StrictJSONRenderer(),
     urls_namespace="api-v1",
 )
 install_error_handlers(api)

@@ -17,7 +17,7 @@ from secrets_app.errors import GrantExists, GrantNotFound, GroupNotFound, Invali
 from secrets_app.models import AuditEvent, Tag, TagGroupObjectPermission, TagUserObjectPermission, Workspace
 from secrets_app.permissions import Action
 from secrets_app.services import audit
-from secrets_app.validators import TAG_PATTERN, validate_tag_name
+from secrets_app.validators import TAG_PATTERN, parse_number, validate_tag_name
 
 User = get_user_model()
 
@@ -104,19 +104,17 @@ def revoke_tag_grant(
     permissions.require(actor, Action.MANAGE_GRANTS, workspace)
     kind, _, number = grant_id.partition("-")
     model = {"user": TagUserObjectPermission, "group": TagGroupObjectPermission}.get(kind)
+    row_id = parse_number(number)
     grant = (
         model.objects.select_related("content_object", "permission", kind)
         .filter(
-            pk=int(number),
+            pk=row_id,
             content_object__workspace=workspace,
             permission__codename__in=permissions.TAG_PERMISSION_NAMES.values(),
             **({"content_object__name": tag_name} if tag_name is not None else {}),
         )
         .first()
-        if model is not None
-        and number.isascii()
-        and number.isdigit()
-        and (tag_name is None or TAG_PATTERN.fullmatch(tag_name))
+        if model is not None and row_id is not None and (tag_name is None or TAG_PATTERN.fullmatch(tag_name))
         else None
     )
     if grant is None:

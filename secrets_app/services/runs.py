@@ -21,9 +21,14 @@ from secrets_app.placeholders import placeholders_in
 from secrets_app.selectors import runner as runner_selectors
 from secrets_app.selectors.sessions import session_store
 from secrets_app.services import audit
-from secrets_app.validators import json_contains_nul, validate_workflow_name
+from secrets_app.strict_json import LONE_SURROGATE, NUL, unstorable_text
+from secrets_app.validators import validate_workflow_name
 
 WORKFLOW_DEFINITION_MAX_BYTES = 256 * 1024
+UNSTORABLE_DEFINITION = {
+    NUL: "The definition must not contain NUL characters (\\u0000).",
+    LONE_SURROGATE: "The definition must be Unicode text: it holds a lone surrogate (\\ud800-\\udfff).",
+}
 
 
 def register_workflow(
@@ -40,8 +45,8 @@ def register_workflow(
         problems["definition"] = ValidationError("The definition must be a JSON object.")
     elif len(json.dumps(definition)) > WORKFLOW_DEFINITION_MAX_BYTES:
         problems["definition"] = ValidationError("The definition is larger than 256 KiB.")
-    elif json_contains_nul(definition):
-        problems["definition"] = ValidationError("The definition must not contain NUL characters (\\u0000).")
+    elif problem := unstorable_text(definition):
+        problems["definition"] = ValidationError(UNSTORABLE_DEFINITION[problem])
     if problems:
         raise ValidationError(problems)
     keys = placeholders_in(definition)
