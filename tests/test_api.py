@@ -438,3 +438,17 @@ def test_a_too_large_error_on_any_field_is_a_413_naming_that_field():
         "message": "The file is over 256 KiB.",
         "fields": {"dotenv": ["The file is over 256 KiB."]},
     }
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "DEBUG"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/"), ("get", "/api/v1/nothing/here/"), ("get", "/api/v1/docs"), ("post", "/api/v1/session")],
+)
+def test_a_path_no_route_has_is_a_json_404_whatever_debug_says(alice_api, settings, debug, method, path):
+    settings.DEBUG = debug
+    response = alice_api.get(path) if method == "get" else alice_api.post(path, {})
+    assert error_of(response) == (404, "not_found")
+    assert response["Content-Type"] == "application/json"
+    if not path.endswith("/"):
+        assert "API paths end with a slash" in response.json()["error"]["message"]

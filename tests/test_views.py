@@ -349,3 +349,19 @@ def test_forms_enforce_csrf(alice):
     response = client.post(page("alice", "secrets"), {"key": "K", "value": "v"})
     assert response.status_code == 403 and "could not be verified" in text_of(response)
     assert not Secret.objects.filter(key="K").exists()
+
+
+def test_the_404_page_shows_no_url_patterns_or_server_paths(alice_client, settings):
+    settings.DEBUG = False
+    response = alice_client.get("/settings/no-such-page/")
+    body = text_of(response)
+    assert response.status_code == 404
+    assert "There is nothing here, or you cannot see it." in body
+    assert "accounts/login/" not in body and "tried" not in body and "/work/" not in body
+
+
+def test_a_404_of_the_consoles_own_still_says_what_is_missing(alice_client, settings):
+    settings.DEBUG = False
+    response = alice_client.get(page("alice", "secrets", "NOPE"))
+    assert response.status_code == 404
+    assert "No such secret in this workspace, or you cannot see it." in text_of(response)

@@ -6,7 +6,8 @@ Two things differ from ninja's defaults, on purpose:
 - CSRF is checked by Django's CsrfViewMiddleware on every unsafe request to every route, signing
   in included: ninja exempts its views and checks CSRF in cookie authentication only, which would
   leave the unauthenticated routes (sign-in) unchecked. The patterns here are not exempt.
-- A method a route does not have answers 405 in the error envelope, with `Allow`.
+- A method a route does not have answers 405 in the error envelope, with `Allow`; a path no route
+  has answers 404 in the envelope, whatever DEBUG says (no HTML page, no redirect to add a slash).
 """
 
 import functools
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
-from django.urls import URLPattern
+from django.urls import URLPattern, re_path
 from django.utils.cache import patch_cache_control
 from ninja import NinjaAPI, Schema
 from ninja.operation import Operation
@@ -108,9 +109,16 @@ def _as_console_route(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     return route
 
 
+def unknown_endpoint(request: HttpRequest, path: str) -> HttpResponse:
+    hint = "" if request.path.endswith("/") else " API paths end with a slash."
+    return error_response(404, "not_found", f"No API endpoint at {request.path}.{hint}")
+
+
 def urlpatterns() -> list[URLPattern]:
     """The API's URL patterns, to include under `api/v1/` with the namespace `api-v1`."""
     patterns, _, _ = api.urls
-    for pattern in patterns:
+    # ninja's root pattern only names the API's root for reverse(); this API is never reversed.
+    routes = [pattern for pattern in patterns if pattern.name != "api-root"]
+    for pattern in routes:
         pattern.callback = _as_console_route(pattern.callback)
-    return patterns
+    return [*routes, re_path(r"^(?P<path>.*)$", unknown_endpoint, name="api-not-found")]

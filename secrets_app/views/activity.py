@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -18,7 +18,7 @@ from secrets_app.selectors.audit import audit_events_in
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.audit import record_audit_export
-from secrets_app.views.base import console_view, developer_context
+from secrets_app.views.base import NotFoundPage, console_view, developer_context
 
 # Rows fetched from the database at a time while an export streams.
 EXPORT_FETCH_SIZE = 2000
@@ -55,7 +55,7 @@ def activity_page(request: HttpRequest, slug: str) -> HttpResponse:
 def activity_export(request: HttpRequest, slug: str, export_format: str) -> HttpResponse:
     """The filtered audit log as a file, streamed; the export is itself an audit event."""
     if export_format not in EXPORT_FORMATS:
-        raise Http404(f"No export as {export_format!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
+        raise NotFoundPage(f"No export as {export_format!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.VIEW_AUDIT, workspace)
     filters = AuditFilterForm(request.GET)

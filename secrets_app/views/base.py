@@ -18,6 +18,15 @@ from secrets_app.permissions import Action
 CURRENT_WORKSPACE_SESSION_KEY = "current_workspace"
 
 
+class NotFoundPage(Http404):
+    """A 404 whose message is the console's own, for the page to show. Any other Http404 is shown
+    without its text: Django's resolver puts its URL patterns in it."""
+
+
+class ForbiddenPage(PermissionDenied):
+    """A 403 whose message is the console's own, for the page to show; any other is shown without."""
+
+
 def domain_errors_as_http(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Unknown or hidden things are 404 pages; forbidden actions are 403 pages."""
 
@@ -26,9 +35,9 @@ def domain_errors_as_http(view: Callable[..., HttpResponse]) -> Callable[..., Ht
         try:
             return view(request, *args, **kwargs)
         except errors.NotFound as error:
-            raise Http404(error.message) from None
+            raise NotFoundPage(error.message) from None
         except errors.AccessDenied as error:
-            raise PermissionDenied(error.message) from None
+            raise ForbiddenPage(error.message) from None
 
     return wrapper
 

@@ -9,7 +9,7 @@ import sys
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import loader
 from django.utils.log import log_response
@@ -17,6 +17,7 @@ from django.utils.log import log_response
 from secrets_app import errors
 from secrets_app.error_responses import console_error_response, error_response, not_found_response
 from secrets_app.http import is_api_request
+from secrets_app.views.base import ForbiddenPage, NotFoundPage
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +35,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_request(request):
         return not_found_response(request)
-    return render(
-        request, "404.html", {"message": str(exception) if isinstance(exception, Http404) else ""}, status=404
-    )
+    message = str(exception) if isinstance(exception, NotFoundPage) else ""
+    return render(request, "404.html", {"message": message}, status=404)
 
 
 RUNNER_SESSION_SCOPE_MESSAGE = (
@@ -71,7 +71,8 @@ def sign_in_locked_out(
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_request(request):
         return error_response(403, "permission_denied", "You do not have permission to do that.")
-    return render(request, "403.html", {"message": str(exception or "")}, status=403)
+    message = str(exception) if isinstance(exception, ForbiddenPage) else ""
+    return render(request, "403.html", {"message": message}, status=403)
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
