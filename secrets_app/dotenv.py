@@ -13,7 +13,10 @@
   are stripped of surrounding whitespace. Nothing is interpolated: `$HOME` stays `$HOME`.
 - Quoted values are kept exactly; after the closing quote only whitespace or a comment may follow.
   In double quotes an unknown escape such as `\\d` is kept as written.
-- CRLF line ends are read as LF (also inside multi-line values); a leading UTF-8 BOM is ignored.
+- Every line-end convention ends a line: LF, CRLF and a lone CR (old Mac files) are all read as LF,
+  also inside multi-line values; a leading UTF-8 BOM is ignored.
+- A quote that is never closed takes the rest of the file into its value: it is reported on its
+  line, and no line after it is read, so that no piece of that value is ever shown as a key.
 
 Problems are reported by line number, never with any part of the line: a line that cannot be
 read may be part of a value. Whether a key or a value is acceptable to the console is not decided
@@ -78,7 +81,7 @@ def parse(text: str) -> ParsedDotenv:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         raise DotenvRefused("dotenv_too_large", f"The file is {size} bytes; the limit is {MAX_BYTES} bytes (256 KiB).")
-    lines = text.removeprefix(BOM).replace("\r\n", "\n").split("\n")
+    lines = text.removeprefix(BOM).replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines[-1] == "":
         lines.pop()  # the line end of the last line
     if len(lines) > MAX_LINES:
@@ -102,10 +105,12 @@ def parse(text: str) -> ParsedDotenv:
             value, index, problem = _value(rest, lines, index, number)
         except _Unterminated:
             quote = "double" if rest.lstrip()[0] == '"' else "single"
-            problems.append(
-                Problem(number, "unterminated_quote", f"The {quote} quote opened on this line is never closed.", key)
+            message = (
+                f"The {quote} quote opened on this line is never closed, so the rest of the file would be its "
+                "value: nothing after this line was read."
             )
-            continue  # read on from the next line: the rest of the file may hold more to report
+            problems.append(Problem(number, "unterminated_quote", message, key))
+            break  # every later line is inside the quote: reading it as keys could show a piece of a value
         if problem:
             problems.append(Problem(number, "malformed_line", problem, key))
         elif key in first_line_of:

@@ -136,11 +136,20 @@ def test_text_after_a_closing_quote_is_malformed():
     assert problems('A="x" y\nB=\'x\'z\nC="ok" # fine\n') == [(1, "malformed_line"), (2, "malformed_line")]
 
 
-def test_an_unterminated_quote_is_reported_on_its_opening_line_and_reading_goes_on():
+def test_an_unterminated_quote_is_reported_on_its_opening_line_and_nothing_after_it_is_read():
     parsed = dotenv.parse('A=1\nB="never closed\nC=3\nD=bad line\nnot an assignment\n')
-    assert [(p.line, p.code) for p in parsed.problems] == [(2, "unterminated_quote"), (5, "malformed_line")]
+    assert [(p.line, p.code) for p in parsed.problems] == [(2, "unterminated_quote")]
     assert "double quote" in parsed.problems[0].message
-    assert [a.key for a in parsed.assignments] == ["A", "C", "D"]
+    assert [a.key for a in parsed.assignments] == ["A"]
+
+
+@pytest.mark.parametrize("text", ["A=1\rB=2\rC=3\r", "A=1\r\nB=2\nC=3\r", "A=1\rB=2\r\nC=3"])
+def test_every_line_end_convention_ends_a_line(text):
+    assert parse(text) == {"A": "1", "B": "2", "C": "3"}
+
+
+def test_a_quoted_value_in_a_cr_only_file_keeps_its_lines():
+    assert parse('PEM="one\rtwo"\rNEXT=n\r') == {"PEM": "one\ntwo", "NEXT": "n"}
 
 
 def test_a_quote_closed_lines_later_by_another_assignment_names_both_lines():
@@ -758,3 +767,21 @@ def test_the_client_raises_with_every_refused_line(console, alice, team):
     assert [(e["line"], e["code"]) for e in invalid.value.details["entries"]] == [(2, "empty_value")]
     assert "Line 2" in str(invalid.value)
     assert set(values_in(team)) == {"TAKEN"}
+
+
+def test_a_cr_only_file_imports_one_secret_per_line_through_the_api(alice_api, team):
+    response = alice_api.post(IMPORT_API, {"dotenv": "A=1\rB=2\rC=3\r"})
+    assert response.status_code == 201 and response.json() == {"imported": ["A", "B", "C"]}
+    assert values_in(team) == {"A": "1", "B": "2", "C": "3"}
+
+
+def test_after_an_unterminated_quote_the_preview_shows_nothing_of_the_rest_of_the_file(alice_browser, team):
+    text = f'API_KEY=ok\nPEM="-----BEGIN KEY-----\nMIIB_{CANARY}=x\nAFTER_THE_QUOTE=y\n'
+    response = alice_browser.post(IMPORT_PAGE, {"dotenv": text})
+    page = text_of(response)
+    assert response.status_code == 400
+    assert "never closed" in page and "API_KEY" in page
+    assert "MIIB" not in page and "AFTER_THE_QUOTE" not in page
+    assert_no_canary(page)
+    dry_run = alice_browser.post(IMPORT_API, {"dotenv": text, "dry_run": True}, content_type="application/json")
+    assert [entry["line"] for entry in dry_run.json()["entries"]] == [1, 2]
