@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import re
+import shlex
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -67,11 +68,32 @@ def _forms_of(value: str) -> set[str]:
         forms.update((base64_text.decode("ascii"), base64_text.decode("ascii").rstrip("=")))
     forms.add(urllib.parse.quote(value, safe="", errors="surrogatepass"))
     forms.add(urllib.parse.quote_plus(value, safe="", errors="surrogatepass"))
-    forms.add(json.dumps(value)[1:-1])
-    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+    forms.update(_escaped_forms(value, encoded))
     for leaf in _json_leaves(value):
         forms.update(_forms_of(leaf))
     return forms
+
+
+def _escaped_forms(value: str, encoded: bytes) -> set[str]:
+    """The value as Python, JSON and shell logs escape it, so that `%r`, a dict or an exception
+    message, a JSON document or a shell trace shows a form that is masked too."""
+    as_json = json.dumps(value)[1:-1]
+    shell = shlex.quote(value)
+    return {
+        # Python: repr() (%r, containers, most exception messages) escapes the quote it encloses the
+        # text in, and control characters; ascii() (%a) escapes non-ASCII too; bytes show \xNN.
+        repr(value)[1:-1],
+        ascii(value)[1:-1],
+        repr(encoded)[2:-1],
+        # JSON, with and without \uXXXX escapes, and with "/" escaped as some encoders write it.
+        as_json,
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        as_json.replace("/", "\\/"),
+        # Shell, where a value needs quoting: shlex.quote() (what Python writes into a command line)
+        # and bash's `set -x` trace, which close, escape and reopen the quote around a quote.
+        shell,
+        "'" + value.replace("'", "'\\''") + "'" if shell != value else value,
+    }
 
 
 def _json_leaves(value: str) -> list[str]:

@@ -174,7 +174,9 @@ def test_a_grant_id_of_any_length_is_no_grant(alice_api, seeded, number):
     "expires_at", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+00:01"]
 )
 def test_an_expiry_that_has_no_utc_time_is_a_400_naming_it(alice_api, seeded, expires_at):
-    response = alice_api.post("/api/v1/workspaces/team/secrets/", {"key": "OLD", "value": "v", "expires_at": expires_at})
+    response = alice_api.post(
+        "/api/v1/workspaces/team/secrets/", {"key": "OLD", "value": "v", "expires_at": expires_at}
+    )
     assert error_of(response) == (400, "invalid_input")
     assert "Enter the expiry as an ISO 8601 date" in response.json()["error"]["fields"]["expires_at"][0]
     assert not seeded.secrets.filter(key="OLD").exists()
@@ -218,7 +220,9 @@ def test_a_lone_surrogate_in_a_text_field_is_refused_and_nothing_is_written(alic
 
 @pytest.mark.parametrize("definition", ['{"t": "\\ud800"}', '{"\\udc00": 1}'], ids=["in a value", "in a key"])
 def test_a_lone_surrogate_in_a_workflow_definition_is_refused(alice_api, seeded, definition):
-    response = alice_api.post("/api/v1/workspaces/team/workflows/", raw=f'{{"name": "odd", "definition": {definition}}}')
+    response = alice_api.post(
+        "/api/v1/workspaces/team/workflows/", raw=f'{{"name": "odd", "definition": {definition}}}'
+    )
     assert error_of(response) == (400, "invalid_input")
     assert "lone surrogate" in response.json()["error"]["fields"]["definition"][0]
     assert not Workflow.objects.filter(name="odd").exists()

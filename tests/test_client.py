@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shlex
 import threading
 
 import pytest
@@ -55,6 +56,9 @@ def test_a_value_comes_with_its_base64_url_and_json_forms():
         "k%3E%3E%3F~%20%C3%A9",  # quote(value, safe="")
         "k%3E%3E%3F~+%C3%A9",  # quote_plus
         "k>>?~ \\u00e9",  # inside a JSON string, ensure_ascii (with ensure_ascii=False it is the value)
+        "k>>?~ \\xe9",  # ascii(), %a
+        "k>>?~ \\xc3\\xa9",  # its UTF-8 bytes as Python shows them
+        "'k>>?~ é'",  # shlex.quote(), and bash's `set -x`
     }
 
 
@@ -264,3 +268,64 @@ def test_installing_needs_a_handler_and_is_done_once_per_handler():
         assert [type(f) for f in handler.filters] == [SecretMaskingFilter]
     finally:
         bare.removeHandler(handler)
+
+
+BOTH_QUOTES = "pa'ss\"word-7Qz/ü"
+
+
+def test_a_value_holding_both_quotes_comes_with_its_python_json_and_shell_escapes():
+    forms = set(redaction_forms(BOTH_QUOTES))
+    assert {
+        "pa\\'ss\"word-7Qz/ü",  # repr(): the enclosing quote is escaped
+        "pa\\'ss\"word-7Qz/\\xfc",  # ascii()
+        "pa\\'ss\"word-7Qz/\\xc3\\xbc",  # bytes
+        "pa'ss\\\"word-7Qz/\\u00fc",  # JSON
+        "pa'ss\\\"word-7Qz\\/\\u00fc",  # JSON with "/" escaped
+        "'pa'\"'\"'ss\"word-7Qz/ü'",  # shlex.quote()
+        "'pa'\\''ss\"word-7Qz/ü'",  # bash `set -x`
+    } <= forms
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        lambda logger, value: logger.info("token=%r", value),
+        lambda logger, value: logger.info("settings %s", {"token": value}),
+        lambda logger, value: logger.info("%s", [value, value.encode()]),
+        lambda logger, value: logger.info("ascii %a", value),
+        lambda logger, value: logger.info("as JSON %s", json.dumps({"token": value})),
+        lambda logger, value: logger.info("+ curl -H %s", shlex.quote(value)),
+    ],
+    ids=["%r", "dict", "list with bytes", "%a", "JSON", "shell"],
+)
+def test_a_value_holding_both_quotes_is_masked_however_it_is_logged(monkeypatch, log):
+    value = obtain(monkeypatch, BOTH_QUOTES)
+    stream = io.StringIO()
+    logger = logging.getLogger("test.masking.quotes")
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretMaskingFilter())
+    logger.addHandler(handler)
+    try:
+        log(logger, value)
+    finally:
+        logger.removeHandler(handler)
+    logged = stream.getvalue()
+    assert "***" in logged and "word-7Qz" not in logged
+
+
+def test_a_value_holding_both_quotes_is_masked_in_an_exception_message(monkeypatch):
+    value = obtain(monkeypatch, BOTH_QUOTES)
+    stream = io.StringIO()
+    logger = logging.getLogger("test.masking.exception")
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretMaskingFilter())
+    logger.addHandler(handler)
+    try:
+        try:
+            {}[value]
+        except KeyError:
+            logger.exception("lookup failed")
+    finally:
+        logger.removeHandler(handler)
+    assert "KeyError: '***'" in stream.getvalue()
+    assert "word" not in stream.getvalue()
