@@ -1,7 +1,8 @@
 """Settings for Secrets Console, read from the environment through django-environ.
 
 Every variable is listed in the README's configuration table. A local `.env` (written by
-`make`) is read first; variables already set in the process environment win over it.
+`make`) is read first; variables already set in the process environment win over it. Every value
+is read literally (`console.environment`): no `$NAME` references, and no error quotes a value.
 """
 
 import datetime
@@ -11,36 +12,37 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from console import environment
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
-ENV_FILE = Path(env.str("CONSOLE_ENV_FILE", default=str(BASE_DIR / ".env")))
+ENV_FILE = Path(environment.text("CONSOLE_ENV_FILE", default=str(BASE_DIR / ".env")))
 if ENV_FILE.is_file():
     environ.Env.read_env(ENV_FILE)
 
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = environment.flag("DEBUG", False)
 
 # Required, never defaulted: a missing one stops start-up with
 # "Set the <NAME> environment variable".
-SECRET_KEY = env.str("SECRET_KEY")
+SECRET_KEY = environment.text("SECRET_KEY")
 # Key ring for values at rest: "id:base64key[,id:base64key...]"; parsed by secrets_app.crypto.
-SECRETS_ENCRYPTION_KEYS = env.str("SECRETS_ENCRYPTION_KEYS")
-SECRETS_ENCRYPTION_ACTIVE_KEY = env.str("SECRETS_ENCRYPTION_ACTIVE_KEY", default="")
+SECRETS_ENCRYPTION_KEYS = environment.text("SECRETS_ENCRYPTION_KEYS")
+SECRETS_ENCRYPTION_ACTIVE_KEY = environment.text("SECRETS_ENCRYPTION_ACTIVE_KEY", "")
 # Key of the audit log's HMAC chain (at least 32 characters); see secrets_app.crypto.audit_mac.
-AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY")
+AUDIT_HMAC_KEY = environment.text("AUDIT_HMAC_KEY")
 if len(AUDIT_HMAC_KEY) < 32:
     raise ImproperlyConfigured("AUDIT_HMAC_KEY must be at least 32 characters long")
 # Key of the values' fingerprints (at least 32 characters); see secrets_app.crypto.value_fingerprint.
-SECRETS_FINGERPRINT_KEY = env.str("SECRETS_FINGERPRINT_KEY")
+SECRETS_FINGERPRINT_KEY = environment.text("SECRETS_FINGERPRINT_KEY")
 if len(SECRETS_FINGERPRINT_KEY) < 32:
     raise ImproperlyConfigured("SECRETS_FINGERPRINT_KEY must be at least 32 characters long")
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = environment.names("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("Set the ALLOWED_HOSTS environment variable (required when DEBUG is false)")
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = environment.names("CSRF_TRUSTED_ORIGINS", [])
 # How many reverse proxies in front of the app append to X-Forwarded-For (0: use REMOTE_ADDR).
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_COUNT = environment.number("TRUSTED_PROXY_COUNT", 0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -94,10 +96,8 @@ TEMPLATES = [
 
 # In production (DEBUG off) both must be named explicitly: no app server may quietly fall back to a
 # database file of its own, or to a cache no other process can see.
-DATABASES = {
-    "default": env.db("DATABASE_URL", **({"default": f"sqlite:///{BASE_DIR / 'db.sqlite3'}"} if DEBUG else {}))
-}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES = {"default": environment.database("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}" if DEBUG else None)}
+DATABASES["default"]["CONN_MAX_AGE"] = environment.number("CONN_MAX_AGE", 0)
 # A persistent connection is checked before each request reuses it: one left dead by a database
 # restart is replaced then, instead of failing that request.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -105,8 +105,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # An unreachable database host must be a quick 503, not a worker stuck in connect() until
     # gunicorn kills it. `?connect_timeout=N` in DATABASE_URL overrides this.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
-    "DATABASE_PREPARED_STATEMENTS", default=True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and environment.flag(
+    "DATABASE_PREPARED_STATEMENTS", True
 ):
     # Server-side binding lets psycopg prepare the statements a connection runs often, so that
     # PostgreSQL plans the runner read once per connection instead of on every request: planning
@@ -124,7 +124,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 
-CACHES = {"default": env.cache("CACHE_URL", **({"default": "locmemcache://"} if DEBUG else {}))}
+CACHES = {"default": environment.cache("CACHE_URL", "locmemcache://" if DEBUG else None)}
 if not DEBUG and CACHES["default"]["BACKEND"].endswith(("LocMemCache", "DummyCache")):
     # Sessions are cached: with a per-process cache, a session ended (a finished execution, a
     # sign-out) in one worker would live on in the cache of another.
@@ -137,24 +137,24 @@ if not DEBUG and CACHES["default"]["BACKEND"].endswith(("LocMemCache", "DummyCac
 # them and a deleted session is gone for every server at once. The engine is Django's
 # `cached_db`, keeping the registry of signed-in sessions (Account Settings → Sessions) in step.
 SESSION_ENGINE = "secrets_app.session_store"
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+SESSION_COOKIE_AGE = environment.number("SESSION_COOKIE_AGE", 12 * 60 * 60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_SECURE = environment.flag("SESSION_COOKIE_SECURE", not DEBUG)
 # Lifetime of a runner session (an execution's session), in seconds; a launch may ask for less.
-RUNNER_SESSION_MAX_AGE = env.int("RUNNER_SESSION_MAX_AGE", default=12 * 60 * 60)
+RUNNER_SESSION_MAX_AGE = environment.number("RUNNER_SESSION_MAX_AGE", 12 * 60 * 60)
 # Secrets expiring within this many days carry an "expires in N days" badge in the list.
-SECRET_EXPIRY_WARNING_DAYS = env.int("SECRET_EXPIRY_WARNING_DAYS", default=7)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECRET_EXPIRY_WARNING_DAYS = environment.number("SECRET_EXPIRY_WARNING_DAYS", 7)
+CSRF_COOKIE_SECURE = environment.flag("CSRF_COOKIE_SECURE", not DEBUG)
 CSRF_FAILURE_VIEW = "secrets_app.views.errors.csrf_failure"
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_SSL_REDIRECT = environment.flag("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers probe the app servers over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_HSTS_SECONDS = environment.number("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = environment.flag("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = environment.flag("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -190,8 +190,8 @@ AUTHENTICATION_BACKENDS = [
 # Failed sign-ins are counted per username and per client address in the shared cache, so every
 # app server sees the same counts; past the limit, sign-in is refused (429) until the lockout ends.
 AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
-AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_FAILURE_LIMIT = environment.number("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=environment.number("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "secrets_app.http.client_ip"
@@ -210,12 +210,12 @@ LOGOUT_REDIRECT_URL = "login"
 ANONYMOUS_USER_NAME = None
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+TIME_ZONE = environment.text("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = Path(environment.text("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -236,9 +236,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "secrets_app.reporting.AlwaysSafeExceptionReporterFilter"
 # Error reports by e-mail: ADMINS is a comma-separated list of addresses.
-ADMINS = [(address, address) for address in env.list("ADMINS", default=[])]
-SERVER_EMAIL = env.str("SERVER_EMAIL", default="secrets-console@localhost")
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+ADMINS = [(address, address) for address in environment.names("ADMINS", [])]
+SERVER_EMAIL = environment.text("SERVER_EMAIL", "secrets-console@localhost")
+EMAIL_CONFIG = environment.email("EMAIL_URL", "consolemail://")
 vars().update(EMAIL_CONFIG)
 
 LOGGING = {
@@ -246,7 +246,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": environment.text("LOG_LEVEL", "INFO")},
     # Lockouts are logged as warnings; axes' INFO lines (one per start and per attempt) are noise.
     "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -87,7 +87,7 @@ class KeyRing:
             raise ImproperlyConfigured(f"{KEYS_VARIABLE} holds no key; generate one with `make .env`")
         active = active_key_id.strip() or next(iter(keys))
         if active not in keys:
-            raise ImproperlyConfigured(f"{ACTIVE_KEY_VARIABLE}: {active!r} is not a key id in {KEYS_VARIABLE}")
+            raise ImproperlyConfigured(f"{ACTIVE_KEY_VARIABLE} is not one of the key ids in {KEYS_VARIABLE}")
         return cls(keys=keys, active_key_id=active)
 
     def cipher(self, key_id: str) -> AESGCM:

@@ -192,3 +192,43 @@ def test_models_and_migrations_agree():
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+DOLLAR_KEY = "$q*eo-SECRET-Kx7!" + "y" * 40
+
+
+@pytest.mark.parametrize(
+    "variable", ["SECRET_KEY", "AUDIT_HMAC_KEY", "SECRETS_FINGERPRINT_KEY", "SECRETS_ENCRYPTION_ACTIVE_KEY"]
+)
+def test_a_key_that_starts_with_a_dollar_is_read_literally(variable):
+    """django-environ would read `$q*eo…` as the name of another variable (and print it)."""
+    env = {**BASE, variable: DOLLAR_KEY}
+    if variable == "SECRETS_ENCRYPTION_ACTIVE_KEY":
+        env["SECRETS_ENCRYPTION_KEYS"] = GOOD_RING
+    setting = "SECRETS_ENCRYPTION_ACTIVE_KEY" if variable.endswith("ACTIVE_KEY") else variable
+    script = f"from django.conf import settings; print(settings.{setting} == {DOLLAR_KEY!r})"
+    result = run_manage("shell", "-c", script, **env)
+    assert "q*eo" not in result.stderr and "SECRET-Kx7" not in result.stderr
+    if variable == "SECRETS_ENCRYPTION_ACTIVE_KEY":
+        # Not a key id of the ring: start-up stops, naming the variable and not its value.
+        assert "SECRETS_ENCRYPTION_ACTIVE_KEY is not one of the key ids in SECRETS_ENCRYPTION_KEYS" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == "True"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "postgres://app:Passw0rd-in-url@db.example:notaport/app"),
+        ("CACHE_URL", "nosuchscheme://user:Passw0rd-in-url@cache/1"),
+        ("EMAIL_URL", "smtp://user:Passw0rd-in-url@mail:notaport"),
+        ("CONN_MAX_AGE", "Passw0rd-in-url"),
+        ("DATABASE_URL", "$Passw0rd-in-url"),
+    ],
+)
+def test_a_value_that_cannot_be_read_stops_start_up_without_printing_it(variable, value):
+    result = run_manage("check", **{**BASE, variable: value})
+    assert result.returncode != 0
+    assert variable in result.stderr
+    assert "Passw0rd-in-url" not in result.stderr + result.stdout
