@@ -193,7 +193,9 @@ AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
 AXES_FAILURE_LIMIT = environment.number("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=environment.number("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# A success resets its own username's count only (secrets_app.signals), never its address's: an
+# attacker signing in to an account of their own must not wipe the failures of their guesses.
+AXES_RESET_ON_SUCCESS = False
 AXES_CLIENT_IP_CALLABLE = "secrets_app.http.client_ip"
 AXES_LOCKOUT_CALLABLE = "secrets_app.views.errors.sign_in_locked_out"
 AXES_SENSITIVE_PARAMETERS = ["password"]

@@ -9,8 +9,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
@@ -39,6 +39,22 @@ class SignUpForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+
+class CountedPasswordChangeForm(PasswordChangeForm):
+    """Django's password change form, whose check of the current password is a sign-in attempt:
+    a wrong guess counts toward the sign-in limits (django-axes), and while the username or the
+    address is locked the form cannot be used to test passwords either."""
+
+    def __init__(self, user: Any, *args: Any, request: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self) -> str:
+        old_password = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old_password) is None:
+            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old_password
 
 
 class ProfileForm(forms.ModelForm):

@@ -1,8 +1,10 @@
 """Receivers: every new user gets a personal workspace, whichever path created them; every sign-in
-(browser or API) is recorded in the session registry."""
+(browser or API) is recorded in the session registry, and resets its username's count of failed
+sign-ins (never its address's: see AXES_RESET_ON_SUCCESS)."""
 
 from typing import Any
 
+from axes.utils import reset as reset_failed_sign_ins
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save
@@ -36,3 +38,8 @@ def register_signed_in_session(sender: Any, request: HttpRequest, user: Any, **k
         ip_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
     )
+
+
+@receiver(user_logged_in, dispatch_uid="secrets_app.reset_username_failures")
+def reset_the_usernames_failed_sign_ins(sender: Any, request: HttpRequest, user: Any, **kwargs: Any) -> None:
+    reset_failed_sign_ins(username=user.get_username())

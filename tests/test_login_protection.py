@@ -47,11 +47,29 @@ def test_the_api_refuses_with_429_after_the_limit_even_with_the_right_password(a
     assert client.get("/api/v1/session/").json()["user"] is None
 
 
-def test_failures_below_the_limit_do_not_lock_and_a_success_starts_the_count_again(alice):
+def test_failures_below_the_limit_do_not_lock_and_a_success_starts_the_usernames_count_again(alice):
     fail(LIMIT - 1)
     assert api_sign_in("alice", PASSWORD)[1].status_code == 200
-    fail(LIMIT - 1)
-    assert api_sign_in("alice", PASSWORD)[1].status_code == 200
+    fail(LIMIT - 1, address="198.51.100.20")
+    assert api_sign_in("alice", PASSWORD, "198.51.100.20")[1].status_code == 200
+
+
+def test_a_success_never_resets_the_addresss_count(alice, make_user):
+    """An attacker signing in to their own account every 4th guess still hits the address's limit."""
+    make_user("mallory")
+    answers = []
+    for number, victim in enumerate(["carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "ken", "lee"]):
+        if number and number % 3 == 0:
+            api_sign_in("mallory", PASSWORD)
+        answers.append(fail(1, victim)[0])
+    assert answers[: LIMIT - 1] == [(401, "invalid_credentials")] * (LIMIT - 1)
+    assert answers[LIMIT - 1 :] == [(429, "too_many_sign_in_attempts")] * (10 - LIMIT + 1)
+
+
+def test_a_success_resets_only_its_own_usernames_count(alice, bob):
+    fail(LIMIT - 1, "bob", "198.51.100.30")
+    assert api_sign_in("alice", PASSWORD, "198.51.100.31")[1].status_code == 200
+    assert fail(1, "bob", "198.51.100.32") == [(429, "too_many_sign_in_attempts")]
 
 
 def test_a_username_is_locked_whatever_address_the_guesses_come_from(alice):
@@ -117,3 +135,32 @@ def test_guessed_passwords_never_reach_the_logs(alice, caplog):
         api_sign_in("alice", f"guess-{number}-Zq9")
     assert "Zq9" not in caplog.text
     assert "alice" in caplog.text  # the lockout itself is logged, with the username
+
+
+def change_password(client: Client, old: str):
+    return client.post(
+        "/settings/account/password/",
+        {"old_password": old, "new_password1": "a-New-passw0rd-77", "new_password2": "a-New-passw0rd-77"},
+    )
+
+
+def test_wrong_current_passwords_on_the_password_form_count_as_failed_sign_ins(alice):
+    """A stolen session cannot use the password form to test guesses without limit."""
+    browser = Client(REMOTE_ADDR="203.0.113.7")
+    browser.force_login(alice)
+    answers = [change_password(browser, f"guess-{number}").status_code for number in range(LIMIT)]
+    assert answers == [200] * (LIMIT - 1) + [429]
+    locked = change_password(browser, PASSWORD)
+    assert locked.status_code == 429 and "locked for 15 minutes" in locked.content.decode()
+    alice.refresh_from_db()
+    assert alice.check_password(PASSWORD)
+    assert error_of(api_sign_in("alice", PASSWORD, "198.51.100.50")[1]) == (429, "too_many_sign_in_attempts")
+
+
+def test_the_right_current_password_still_changes_it(alice):
+    browser = Client(REMOTE_ADDR="203.0.113.7")
+    browser.force_login(alice)
+    assert change_password(browser, "one wrong guess").status_code == 200
+    assert change_password(browser, PASSWORD).status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("a-New-passw0rd-77")

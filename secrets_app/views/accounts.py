@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
@@ -12,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from secrets_app.forms import ProfileForm, SignUpForm
+from secrets_app.forms import CountedPasswordChangeForm, ProfileForm, SignUpForm
 from secrets_app.http import client_ip
 from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.accounts import change_password, register_user, update_profile
@@ -92,9 +94,14 @@ def sessions_revoke_others(request: HttpRequest) -> HttpResponse:
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Django's password change, through `services.accounts.change_password`: every other session of the
-    user's ends at once; this one stays signed in."""
+    user's ends at once; this one stays signed in. A wrong current password counts as a failed
+    sign-in (CountedPasswordChangeForm)."""
 
     template_name = "account/password_change.html"
+    form_class = CountedPasswordChangeForm
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "request": self.request}
 
     @sensitive_variables()
     def form_valid(self, form: django_forms.Form) -> HttpResponse:
