@@ -293,13 +293,15 @@ def admin_can(user: Any, action: Action, workspace: Workspace | None) -> bool:
 
 
 def admin_workspaces_filter(user: Any) -> Q:
-    """Admin site: the workspaces a staff user manages (superusers: every team workspace)."""
+    """Admin site: the team workspaces a staff user manages (superusers: every one). Personal
+    workspaces are not administered: they have no members but their owner, and no grants."""
     if not can_use_admin_site(user):
         return Q(pk__in=[])
     if user.is_superuser:
         return Q(kind=Workspace.Kind.TEAM)
     managing = roles_allowing(Action.MANAGE_MEMBERS)
-    return Q(Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing)))
+    member_managing = Exists(Membership.objects.filter(workspace=OuterRef("pk"), user_id=user.pk, role__in=managing))
+    return Q(member_managing, kind=Workspace.Kind.TEAM)
 
 
 # A runner session is a credential for the runner endpoints only: it cannot open pages, change

@@ -179,3 +179,48 @@ def test_staff_workspace_admin_sees_only_workspaces_they_manage(make_user, alice
 
 def test_non_staff_users_cannot_enter_the_admin(alice):
     assert signed_in_client(alice).get("/admin/").status_code == 302
+
+
+@pytest.fixture
+def staff_owner(alice, team):
+    """alice, staff but not a superuser, owner of the team workspace."""
+    alice.is_staff = True
+    alice.save()
+    return signed_in_client(alice)
+
+
+def test_staff_who_are_not_superusers_are_not_offered_to_add_a_workspace(staff_owner):
+    listing = staff_owner.get("/admin/secrets_app/workspace/")
+    assert listing.status_code == 200 and "/admin/secrets_app/workspace/add/" not in listing.content.decode()
+    assert staff_owner.get("/admin/secrets_app/workspace/add/").status_code == 403
+    response = staff_owner.post("/admin/secrets_app/workspace/add/", {"name": "Sneaky", "slug": "sneaky"})
+    assert response.status_code == 403
+    assert not Workspace.objects.filter(slug="sneaky").exists()
+
+
+def test_staff_administer_team_workspaces_only_never_their_personal_one(staff_owner, alice):
+    listing = staff_owner.get("/admin/secrets_app/workspace/").content.decode()
+    personal = alice.personal_workspace
+    team = Workspace.objects.get(slug="team")
+    assert f"/admin/secrets_app/workspace/{team.pk}/change/" in listing
+    assert f"/admin/secrets_app/workspace/{personal.pk}/change/" not in listing
+    assert staff_owner.get(f"/admin/secrets_app/workspace/{personal.pk}/change/").status_code in (302, 404)
+    assert staff_owner.post(f"/admin/secrets_app/workspace/{personal.pk}/delete/", {"post": "yes"}).status_code in (
+        302,
+        404,
+    )
+    assert Workspace.objects.filter(pk=personal.pk).exists()
+
+
+def test_a_refusal_by_a_service_in_the_admin_is_a_message_and_changes_nothing(root_client, team_secret, monkeypatch):
+    from secrets_app import errors
+    from secrets_app.admin import records
+
+    def gone(**kwargs):
+        raise errors.SecretNotFound()
+
+    monkeypatch.setattr(records, "delete_secret", gone)
+    response = root_client.post(f"/admin/secrets_app/secret/{team_secret.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert "Nothing was changed: No such secret in this workspace" in response.content.decode()
+    assert Secret.objects.filter(pk=team_secret.pk).exists()
