@@ -194,3 +194,35 @@ def test_the_migration_links_events_written_before_the_chain_existed():
     assert [event.chain_seq for event in linked] == [1, 2, 3, 4, 5]
     assert len({event.chain_id for event in linked}) == 1
     assert "Checked 5 audit events in 1 chains." in verify() and "intact" in verify()
+
+
+def raw_update(event: AuditEvent, column: str, text: str) -> None:
+    """What a database writer can put in a column the ORM would refuse to read."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET {column} = %s WHERE id = %s", [text, event.pk])
+
+
+@pytest.mark.skipif(
+    connection.vendor != "sqlite", reason="PostgreSQL's typed columns cannot hold a time that is no time"
+)
+def test_a_row_that_cannot_be_read_is_reported_and_the_rest_of_the_log_still_checked(history):
+    raw_update(history[2], "at", "not a time at all")
+    raw_update(history[5], "ip_address", "999.999.1.1")
+    raw_update(history[7], "secret_id", "zz-not-a-uuid")
+    tamper(history[9], secret_key="ALTERED_AFTER_THE_BAD_ROWS")
+    output = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("verify_audit_log", stdout=output, stderr=output)
+    report = output.getvalue()
+    assert f"Checked {len(history)} audit events in 1 chains." in report
+    assert f"malformed: event {history[2].id} (" in report and ": its at cannot be read" in report
+    assert f"malformed: event {history[5].id} (" in report and ": its ip_address cannot be read" in report
+    assert f"malformed: event {history[7].id} (" in report and ": its secret_id cannot be read" in report
+    assert f"altered: event {history[9].id} (" in report
+    assert "Audit log tampered with: 4 problems" in str(raised.value)
+
+
+def test_an_altered_event_in_the_middle_is_one_problem_and_the_chain_checks_on(history):
+    tamper(history[3], detail={"edited": True})
+    message = verify_fails()
+    assert "Audit log tampered with: 1 problems" in message and f"event {history[3].id} " in message

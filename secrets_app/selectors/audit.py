@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
+import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import CharField, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from secrets_app import crypto
 from secrets_app.models import AuditEvent, Workspace
@@ -73,31 +78,93 @@ class AuditChainReport:
     problems: list[AuditChainProblem] = field(default_factory=list)
 
 
+# Read as the database stores them, as text: a row a database writer garbled (a time that is no
+# time, an id that is no UUID) must be reported like any other bad row, not stop the walk.
+_RAW_COLUMNS = {
+    "at": "at_text",
+    "chain_id": "chain_text",
+    "secret_id": "secret_id_text",
+    "execution_id": "execution_id_text",
+}
+
+
+def _as_event(row: dict[str, Any]) -> AuditEvent:
+    """The event a raw row holds, or ValueError naming the column that cannot be read."""
+    fields = {name: value for name, value in row.items() if name not in _RAW_COLUMNS.values()}
+    for column, text in (("at", row["at_text"]), ("chain_id", row["chain_text"])):
+        if text is None:
+            raise ValueError(column)
+    try:
+        at = parse_datetime(row["at_text"].replace(" ", "T", 1))
+    except ValueError:
+        at = None
+    if at is None:
+        raise ValueError("at")
+    fields["at"] = at if timezone.is_aware(at) else timezone.make_aware(at, datetime.UTC)
+    for column in ("chain_id", "secret_id", "execution_id"):
+        text = row[_RAW_COLUMNS[column]]
+        try:
+            fields[column] = uuid.UUID(text) if text else None
+        except ValueError:
+            raise ValueError(column) from None
+    if fields["ip_address"]:
+        try:
+            ipaddress.ip_address(fields["ip_address"])
+        except ValueError:
+            raise ValueError("ip_address") from None
+    return AuditEvent(**fields)
+
+
+def _shown(chain_text: str | None) -> str:
+    try:
+        return str(uuid.UUID(chain_text))
+    except (TypeError, ValueError):
+        return repr(chain_text)
+
+
 def audit_chain_report() -> AuditChainReport:
     """Walk every chain of the audit log, recomputing each link's MAC.
 
     An event whose content (or MAC) was changed fails its own check; an event deleted from the
     middle or the start of a chain leaves a gap in its positions; renumbering to hide a gap
-    breaks the MAC of the event after it. Problems come in event id order.
+    breaks the MAC of the event after it; a row whose columns cannot be read at all is reported
+    as malformed, and the walk goes on from its stored MAC. Problems come in event id order.
+
+    The MAC does not cover the row's `id`: the database gives it as the row is inserted, after the
+    MAC was computed (covering it would cost every audited write a second statement), and nothing
+    here relies on it: chains are walked by (chain, position), which the MAC covers.
     """
     report = AuditChainReport()
-    chain_id, expected_seq, previous_mac = None, 1, ""
-    for event in AuditEvent.objects.order_by("chain_id", "chain_seq").iterator(chunk_size=5000):
+    chain, expected_seq, previous_mac = None, 1, ""
+    casts = {alias: Cast(column, CharField()) for column, alias in _RAW_COLUMNS.items()}
+    plain = [f.attname for f in AuditEvent._meta.concrete_fields if f.attname not in _RAW_COLUMNS]
+    rows = AuditEvent.objects.annotate(**casts).order_by("chain_id", "chain_seq").values(*plain, *casts)
+    for row in rows.iterator(chunk_size=5000):
         report.events += 1
-        if event.chain_id != chain_id:
-            chain_id, expected_seq, previous_mac = event.chain_id, 1, ""
+        if row["chain_text"] != chain:
+            chain, expected_seq, previous_mac = row["chain_text"], 1, ""
             report.chains += 1
-        when = f"{event.at:%Y-%m-%d %H:%M:%S}"
-        where = f"event {event.id} ({event.action} at {when}, chain {event.chain_id} #{event.chain_seq})"
-        if event.chain_seq != expected_seq:
+        try:
+            event, unreadable = _as_event(row), ""
+        except ValueError as error:
+            event, unreadable = None, str(error)
+        when = f"{event.at:%Y-%m-%d %H:%M:%S}" if event else repr(row["at_text"])
+        where = f"event {row['id']} ({row['action']} at {when}, chain {_shown(chain)} #{row['chain_seq']})"
+        if row["chain_seq"] != expected_seq:
             missing = (
-                f"#{expected_seq}" if event.chain_seq == expected_seq + 1 else f"#{expected_seq}-#{event.chain_seq - 1}"
+                f"#{expected_seq}"
+                if row["chain_seq"] == expected_seq + 1
+                else f"#{expected_seq}-#{row['chain_seq'] - 1}"
             )
-            report.problems.append(
-                AuditChainProblem(event.id, f"missing: {missing} of chain {event.chain_id}, before {where}")
-            )
-        elif not crypto.macs_equal(crypto.audit_mac(previous_mac, event.chained_content()), event.mac):
-            report.problems.append(AuditChainProblem(event.id, f"altered: {where} does not match its MAC"))
-        expected_seq, previous_mac = event.chain_seq + 1, event.mac
+            problem = f"missing: {missing} of chain {_shown(chain)}, before {where}"
+        elif event is None:
+            problem = f"malformed: {where}: its {unreadable} cannot be read"
+        elif not crypto.macs_equal(crypto.audit_mac(previous_mac, event.chained_content()), row["mac"]):
+            problem = f"altered: {where} does not match its MAC"
+        else:
+            problem = ""
+        if problem:
+            report.problems.append(AuditChainProblem(row["id"], problem))
+        expected_seq, previous_mac = row["chain_seq"] + 1, row["mac"]
     report.problems.sort(key=lambda problem: problem.event_id)
     return report
