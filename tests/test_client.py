@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import logging
@@ -329,3 +330,52 @@ def test_a_value_holding_both_quotes_is_masked_in_an_exception_message(monkeypat
         logger.removeHandler(handler)
     assert "KeyError: '***'" in stream.getvalue()
     assert "word" not in stream.getvalue()
+
+
+# Credentials never leave for another address
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A server that answers every request with `answer` and records the headers it was sent."""
+
+    answer: tuple[int, dict[str, str]] = (200, {})
+    received: list[dict[str, str]]
+
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+        self.received.append(dict(self.headers))
+        status, headers = self.answer
+        self.send_response(status)
+        for name, value in {**headers, "Content-Type": "application/json", "Content-Length": "2"}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(answer: tuple[int, dict[str, str]]) -> tuple[http.server.HTTPServer, list[dict[str, str]]]:
+    received: list[dict[str, str]] = []
+    handler = type("Handler", (_Recorder,), {"answer": answer, "received": received})
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, received
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_the_client_never_follows_a_redirect_with_the_session(status):
+    elsewhere, seen_elsewhere = _serve((200, {}))
+    console, _ = _serve((status, {"Location": f"http://127.0.0.1:{elsewhere.server_port}/steal"}))
+    try:
+        runner = client.ConsoleClient(f"http://127.0.0.1:{console.server_port}", "the-runner-session")
+        with pytest.raises(client.ClientError) as refused:
+            runner.get_secret("API_KEY")
+    finally:
+        console.shutdown()
+        elsewhere.shutdown()
+    assert refused.value.code == "redirect_refused" and refused.value.status == status
+    assert "does not follow redirects" in str(refused.value)
+    assert seen_elsewhere == []
+    assert "the-runner-session" not in str(refused.value)
