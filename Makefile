@@ -26,7 +26,7 @@ serve-prod: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/gunicorn console.wsgi --config console/gunicorn.conf.py
+	$(BIN)/gunicorn --config console/gunicorn.conf.py
 
 bench: install env
 	$(BIN)/python bench/runner_read.py

@@ -142,6 +142,7 @@ def fresh_environment(database_url: str, cache_url: str) -> dict[str, str]:
         "CACHE_URL": cache_url,
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
+        **{name: os.environ[name] for name in ("GUNICORN_THREADS",) if name in os.environ},
     }
 
 
@@ -181,6 +182,12 @@ def seed(env: dict[str, str], slug: str, secrets_count: int, tags: int, grants: 
     return json.loads(run(command, env, timeout=900).stdout.strip().splitlines()[-1])
 
 
+def _application(tree: Path) -> list[str]:
+    """The application to name on gunicorn's command line: none where the tree's configuration
+    names it (`wsgi_app`), the WSGI module for older commits."""
+    return [] if "wsgi_app" in (tree / "console" / "gunicorn.conf.py").read_text() else ["console.wsgi"]
+
+
 def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
     """gunicorn serving the code in `tree` (this checkout, or a worktree of another commit)."""
     port = free_port()
@@ -191,7 +198,7 @@ def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tupl
         "GUNICORN_WORKERS": str(workers),
     }
     server = subprocess.Popen(
-        [GUNICORN, "console.wsgi", "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"],
+        [GUNICORN, *_application(tree), "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"],
         env=server_env,
         cwd=tree,
         stdout=subprocess.DEVNULL,
@@ -280,7 +287,7 @@ def bench_database(
 
 def report(results: dict[str, dict], options: argparse.Namespace) -> None:
     print(
-        f"Runner read vs. baseline: gunicorn sync workers, wrk {options.connections} connections, "
+        f"Runner read vs. baseline: gunicorn ({options.workers} workers), wrk {options.connections} connections, "
         f"{options.rounds} alternating rounds of {options.duration} s (medians), {os.cpu_count()} CPU cores"
     )
     header = (

@@ -2,18 +2,21 @@
 
 GUNICORN_BIND      address to listen on (default 127.0.0.1:8000; 0.0.0.0:8000 behind a load balancer)
 GUNICORN_WORKERS   worker processes (default: 2 x CPU cores + 1)
+GUNICORN_THREADS   threads per worker that run the application (default 2)
 GUNICORN_TIMEOUT   seconds before a stuck worker is restarted (default 30)
 """
 
 import multiprocessing
 import os
 
+# The asyncio worker reads every request, so a slow client never holds a thread; the Django
+# application runs in a pool of GUNICORN_THREADS threads per worker (console/asgi.py says why).
+wsgi_app = "console.asgi:application"
+worker_class = "asgi"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", 1))
-# Every request is short (a few queries): sync workers, or with GUNICORN_THREADS > 1 threaded
-# workers, which also keep connections from the load balancer alive between requests.
-worker_class = "gthread" if threads > 1 else "sync"
+# Connections a worker keeps open at once, slow ones included: memory only, never a thread.
+worker_connections = 1000
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5

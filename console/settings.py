@@ -71,6 +71,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "secrets_app.middleware.NoStoreMiddleware",
+    # Before anything reads a body (CSRF reads a form's, the view the rest), after those that add
+    # headers to every answer: a body over the limit is refused by its declared size.
+    "secrets_app.middleware.RequestSizeLimitMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -233,8 +236,13 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Request bodies above this are refused with 413 before any parsing.
+# Request bodies above this are refused with 413 before they are read (RequestSizeLimitMiddleware,
+# and console/asgi.py in front of it); no form or API body needs more.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# A file uploaded to a form is kept in memory (it is at most 256 KiB, under the limit above).
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# Seconds a client has to send a request's body, under `make serve-prod` (console/asgi.py).
+REQUEST_BODY_TIMEOUT_SECONDS = environment.number("REQUEST_BODY_TIMEOUT_SECONDS", 10)
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "secrets_app.reporting.AlwaysSafeExceptionReporterFilter"
 # Error reports by e-mail: ADMINS is a comma-separated list of addresses.

@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
-SERVE = [str(GUNICORN), "console.wsgi", "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"]
+SERVE = [str(GUNICORN), "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"]
 MANAGE = [sys.executable, "manage.py"]
 
 

@@ -341,7 +341,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     answer: tuple[int, dict[str, str]] = (200, {})
     received: list[dict[str, str]]
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
+    def do_GET(self) -> None:
         self.received.append(dict(self.headers))
         status, headers = self.answer
         self.send_response(status)

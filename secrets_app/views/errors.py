@@ -45,6 +45,14 @@ RUNNER_SESSION_SCOPE_MESSAGE = (
 )
 
 
+def request_too_large(request: HttpRequest) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+    message = f"The request is larger than {limit} KiB, so it was refused before it was read."
+    if is_api_request(request):
+        return error_response(413, "request_too_large", message)
+    return render(request, "413.html", {"message": message}, status=413)
+
+
 def runner_session_refused(request: HttpRequest) -> HttpResponse:
     if is_api_request(request):
         return error_response(403, "runner_session_scope", RUNNER_SESSION_SCOPE_MESSAGE)
