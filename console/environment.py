@@ -10,6 +10,7 @@ the variable and what it should be, never its value (a URL's password, a key).
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +47,17 @@ def number(name: str, default: int) -> int:
 
 def names(name: str, default: list[str]) -> list[str]:
     return _read(name, default, lambda raw: environ.Env.parse_value(raw, list), "a comma-separated list")
+
+
+def rate(name: str, default: str) -> str:
+    """A rate as django-ratelimit reads it: a count per second, minute, hour or day (`10/h`)."""
+
+    def checked(raw: str) -> str:
+        if not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", raw):
+            raise ValueError
+        return raw
+
+    return _read(name, default, checked, "a rate such as 10/h (a count per s, m, h or d)")
 
 
 def _url(name: str, default: str | None, parse: Callable[[str], dict[str, Any]], expected: str) -> dict[str, Any]:

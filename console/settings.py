@@ -146,6 +146,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = environment.flag("SESSION_COOKIE_SECURE", not DEBUG)
 # Lifetime of a runner session (an execution's session), in seconds; a launch may ask for less.
 RUNNER_SESSION_MAX_AGE = environment.number("RUNNER_SESSION_MAX_AGE", 12 * 60 * 60)
+# Value lookups ("is this value stored here?") each user may make in a workspace: N/s, N/m, N/h or
+# N/d (django-ratelimit), counted in the shared cache.
+VALUE_LOOKUP_RATE = environment.rate("VALUE_LOOKUP_RATE", "10/h")
 # Secrets expiring within this many days carry an "expires in N days" badge in the list.
 SECRET_EXPIRY_WARNING_DAYS = environment.number("SECRET_EXPIRY_WARNING_DAYS", 7)
 CSRF_COOKIE_SECURE = environment.flag("CSRF_COOKIE_SECURE", not DEBUG)

@@ -36,6 +36,9 @@ NONCE_BYTES = 12
 KEY_BYTES = 32
 TAG_BYTES = 16
 KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+# The most a sealed value adds to its plaintext's bytes: version, key id length, key id (at most
+# 32), nonce, tag. A stored value of N bytes holds at least N - MAX_SEALING_OVERHEAD of plaintext.
+MAX_SEALING_OVERHEAD = 2 + 32 + NONCE_BYTES + TAG_BYTES
 KEYS_VARIABLE = "SECRETS_ENCRYPTION_KEYS"
 ACTIVE_KEY_VARIABLE = "SECRETS_ENCRYPTION_ACTIVE_KEY"
 AUDIT_KEY_VARIABLE = "AUDIT_HMAC_KEY"

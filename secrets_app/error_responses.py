@@ -17,6 +17,8 @@ ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.RunnerSessionEnded: 401,
     errors.Conflict: 409,
     errors.InvalidOperation: 400,
+    errors.TooLarge: 413,
+    errors.RateLimited: 429,
     errors.DatabaseUnavailable: 503,
 }
 
@@ -49,8 +51,12 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> JsonRe
 
 
 def console_error_response(error: errors.ConsoleError) -> JsonResponse:
-    """The answer to a domain error: its status, its code and message, and its details."""
-    return error_response(status_of(error), error.code, error.message, **error.details())
+    """The answer to a domain error: its status, its code and message, and its details; with
+    `Retry-After` when the error says when to try again."""
+    response = error_response(status_of(error), error.code, error.message, **error.details())
+    if getattr(error, "retry_after_seconds", None):
+        response["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def invalid_input_response(fields: dict[str, list[str]]) -> JsonResponse:

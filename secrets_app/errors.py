@@ -162,6 +162,46 @@ class InvalidOperation(ConsoleError):
     code = "invalid_operation"
 
 
+class TooManyPlaceholders(InvalidOperation):
+    code = "too_many_placeholders"
+
+    def __init__(self, names: int, limit: int) -> None:
+        super().__init__(
+            f"The document names {names:,} different secrets; a template may name at most {limit:,}. Nothing was "
+            "resolved."
+        )
+
+
+class TooLarge(ConsoleError):
+    """A request whose answer, or part of it, would be over a documented size limit."""
+
+    code = "too_large"
+
+
+class ResolvedTooLarge(TooLarge):
+    code = "resolved_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"With its values filled in, the document would be over {limit // 1024:,} KiB, the limit of a resolved "
+            "template; nothing was resolved. Name each secret fewer times, or resolve smaller documents."
+        )
+
+
+class RateLimited(ConsoleError):
+    """Too many requests of a kind: wait `retry_after_seconds` before the next."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class TooManyLookups(RateLimited):
+    code = "too_many_lookups"
+
+
 class SecretImmutable(InvalidOperation):
     code = "secret_immutable"
     default_message = "Secrets are immutable: delete the secret and add it again with the new value."

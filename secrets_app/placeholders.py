@@ -4,8 +4,11 @@ same way with this one module."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from secrets_app.redaction import json_strings
@@ -36,3 +39,39 @@ def substitute(document: Any, values: Mapping[str, str]) -> Any:
         return item
 
     return walk(document)
+
+
+def placeholder(name: str) -> str:
+    """The placeholder that names secret `name`."""
+    return f"${{workflow.secrets.{name}}}"
+
+
+def json_string_size(value: str) -> int:
+    """The characters `value` takes inside a JSON string, as `json.dumps` writes it (\\uXXXX escapes)."""
+    return len(json.dumps(value)) - 2
+
+
+@dataclass(frozen=True)
+class Template:
+    """A JSON document to fill in: the names its placeholders use, how often each, and its size as
+    JSON, so that the size of the filled-in document is known before it is built."""
+
+    document: Any
+    occurrences: Mapping[str, int]
+    size: int
+
+    @classmethod
+    def of(cls, document: Any) -> Template:
+        names = Counter(name for text in json_strings(document) for name in PLACEHOLDER.findall(text))
+        return cls(document, dict(names), len(json.dumps(document)))
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self.occurrences)
+
+    def filled_size(self, value_sizes: Mapping[str, int]) -> int:
+        """The size of the filled-in document as JSON, given each value's `json_string_size` (or a
+        lower bound of it, for a lower bound of this)."""
+        return self.size + sum(
+            count * (value_sizes[name] - len(placeholder(name))) for name, count in self.occurrences.items()
+        )

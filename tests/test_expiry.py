@@ -287,10 +287,9 @@ def test_resolve_is_refused_whole_naming_the_expired_key(alice, team, workflow):
     assert "expired: OLD" in error["message"] and "unknown secret: GONE" in error["message"]
     assert "old-canary" not in response.content.decode() and API_KEY_VALUE not in response.content.decode()
     assert not events(AuditEvent.Action.SECRET_READ)
-    assert sorted(e.detail["reason"] for e in events(AuditEvent.Action.SECRET_READ_DENIED)) == [
-        "secret_expired",
-        "secret_not_found",
-    ]
+    (denied,) = events(AuditEvent.Action.SECRET_READ_DENIED)  # one refused request, one event
+    assert denied.detail["refused"] == {"GONE": "secret_not_found", "OLD": "secret_expired"}
+    assert (denied.detail["reason"], denied.detail["refused_count"], denied.secret_key) == ("several", 2, "")
 
 
 def test_resolve_within_grace_fills_the_value_and_marks_only_that_read(alice, team, workflow):

@@ -168,3 +168,40 @@ def test_the_client_finds_a_value_and_sees_the_same_value_flags(live_server, set
     with pytest.raises(ClientError) as refused:
         console.find_value("team", "")
     assert refused.value.status == 400
+
+
+# Each lookup answers a guess: they are limited per user and workspace (VALUE_LOOKUP_RATE)
+
+
+def test_a_four_digit_pin_cannot_be_guessed_through_the_lookup(alice_api, alice, twins, settings):
+    settings.VALUE_LOOKUP_RATE = "10/h"
+    create_secret(actor=alice, workspace=twins, key="PIN", value="4821")
+    answers = [alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": f"{pin:04}"}) for pin in range(122)]
+    assert [a.status_code for a in answers[:10]] == [200] * 10
+    assert {error_of(a) for a in answers[10:]} == {(429, "too_many_lookups")}
+    refused = answers[-1]
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert "Try again later" in refused.json()["error"]["message"]
+    assert "PIN" not in refused.content.decode()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.VALUE_LOOKED_UP).count() == 10
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.VALUE_LOOKUP_REFUSED).count() == 112
+
+
+def test_the_limit_is_per_user_and_workspace_and_shared_by_the_page_and_the_api(alice, alice_api, twins, settings):
+    settings.VALUE_LOOKUP_RATE = "3/h"
+    browser = signed_in_client(alice)
+    for _ in range(2):
+        assert alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": SHARED}).status_code == 200
+    assert browser.post("/settings/developer/team/value-lookup/", {"value": SHARED}).status_code == 200
+    page = browser.post("/settings/developer/team/value-lookup/", {"value": SHARED})
+    assert page.status_code == 429 and "Too many value searches" in page.content.decode()
+    assert SHARED not in page.content.decode() and int(page["Retry-After"]) > 0
+    # Another workspace of hers counts apart.
+    assert alice_api.post("/api/v1/workspaces/alice/value-lookup/", {"value": SHARED}).json()["keys"] == ["MINE"]
+
+
+def test_the_rate_comes_from_the_environment_and_is_checked_at_start_up():
+    from tests.test_settings import BASE, run_manage
+
+    result = run_manage("check", **{**BASE, "VALUE_LOOKUP_RATE": "lots"})
+    assert result.returncode != 0 and "VALUE_LOOKUP_RATE must be a rate such as 10/h" in result.stderr

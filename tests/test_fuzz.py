@@ -244,6 +244,8 @@ def seeded(answers_without_delay, live_server, settings, make_user) -> Seeded:
     # Fuzzed sign-ins fail by the hundred from one address; the lockout has tests of its own
     # (tests/test_login_protection.py) and must not lock the fuzzer's own sign-in out.
     settings.AXES_FAILURE_LIMIT = 1_000_000
+    # Likewise for the value lookup's limit (tests/test_fingerprints.py).
+    settings.VALUE_LOOKUP_RATE = "1000000/h"
     alice = make_user("alice")
     make_user("bob")
     create_team_workspace(actor=alice, name="Fuzz team", slug=TEAM)

@@ -6,16 +6,16 @@ API's views are not exempt: see `secrets_app.api.v1.urlpatterns`). Which routes 
 may call at all is decided by `permissions.runner_session_may_call`, in RunnerSessionScopeMiddleware.
 """
 
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import APIKeyCookie
 
-from secrets_app.models import Execution
+from secrets_app.http import client_ip
 from secrets_app.selectors.runner import RunnerContext, runner_context
 from secrets_app.selectors.runs import execution_by_runner_session
+from secrets_app.services.runner import refuse_ended_runner_session
 
 
 class SessionAuth(APIKeyCookie):
@@ -43,29 +43,25 @@ class RunnerSessionAuth(SessionAuth):
     )
 
 
-@dataclass(frozen=True)
-class EndedRunnerSession:
-    """The session of an execution that has finished or expired (or whose launcher can no longer
-    sign in): a runner came back with it, and the read it asked for is refused and audited."""
-
-    execution: Execution
-
-
 class RunnerReaderAuth(SessionAuth):
     """The reader of a runner read: a runner session (its workflow's home workspace) or a signed-in
-    user's session (a local run: their personal workspace). Authenticates as the `RunnerContext`, or
-    as an `EndedRunnerSession`, which the operation refuses after auditing what it asked for."""
+    user's session (a local run: their personal workspace); authenticates as the `RunnerContext`.
+    The session of an execution that has ended is refused here, before any work for the keys it
+    asks for (`services.runner.refuse_ended_runner_session`)."""
 
     openapi_description = (
         "An execution's runner session (reads from its workflow's home workspace), or a signed-in user's "
         "session (a local run: reads from their personal workspace)."
     )
 
-    def authenticate(self, request: HttpRequest, key: str | None) -> RunnerContext | EndedRunnerSession | None:
+    def authenticate(self, request: HttpRequest, key: str | None) -> RunnerContext | None:
         if request.user.is_authenticated:
             return runner_context(request.session, request.user)
         ended = execution_by_runner_session(key or "")
-        return EndedRunnerSession(ended) if ended is not None else None
+        if ended is not None:
+            asked_for = request.resolver_match.kwargs.get("key", "") if request.resolver_match else ""
+            raise refuse_ended_runner_session(execution=ended, key=asked_for, ip_address=client_ip(request))
+        return None
 
 
 session_auth = SessionAuth()

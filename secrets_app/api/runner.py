@@ -8,15 +8,14 @@ from django.views.decorators.debug import sensitive_variables
 from ninja import Router, Schema
 from pydantic import Field, WithJsonSchema
 
-from secrets_app.api.auth import EndedRunnerSession, runner_reader_auth, runner_session_auth, session_auth
+from secrets_app.api.auth import runner_reader_auth, runner_session_auth, session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
 from secrets_app.api.types import PathSecretKey
 from secrets_app.http import client_ip
-from secrets_app.placeholders import placeholders_in, substitute
+from secrets_app.placeholders import Template, substitute
 from secrets_app.redaction import redaction_forms
-from secrets_app.selectors.runner import RunnerContext
-from secrets_app.services.runner import read_secrets_for_runner, refuse_ended_runner_session
+from secrets_app.services.runner import read_secrets_for_runner
 
 router = Router(tags=["runner"])
 
@@ -39,7 +38,7 @@ class Resolved(Schema):
     redact: list[str] = Field(description=REDACT_DESCRIPTION)
 
 
-Template = Annotated[
+TemplateDocument = Annotated[
     Any,
     WithJsonSchema(
         {
@@ -48,14 +47,6 @@ Template = Annotated[
         }
     ),
 ]
-
-
-def _reader(request: HttpRequest, keys: list[str]) -> RunnerContext:
-    """Who reads, and where: refused and audited, naming `keys`, if it is an ended runner session."""
-    reader = request.auth
-    if isinstance(reader, EndedRunnerSession):
-        raise refuse_ended_runner_session(execution=reader.execution, keys=keys, ip_address=client_ip(request))
-    return reader
 
 
 @router.get(
@@ -79,8 +70,7 @@ def ping(request: HttpRequest) -> dict[str, Any]:
 )
 @sensitive_variables()
 def read_secret(request: HttpRequest, key: PathSecretKey) -> JsonResponse:
-    context = _reader(request, [key])
-    values = read_secrets_for_runner(context=context, keys=[key], ip_address=client_ip(request))
+    values = read_secrets_for_runner(context=request.auth, keys=[key], ip_address=client_ip(request))
     # Answered as built, not validated again against RunnerSecret: this is the hot path.
     return JsonResponse({"key": key, "value": values[key], "redact": redaction_forms(values[key])})
 
@@ -94,11 +84,11 @@ def read_secret(request: HttpRequest, key: PathSecretKey) -> JsonResponse:
     "or nothing",
 )
 @sensitive_variables()
-def resolve(request: HttpRequest, template: Template = JsonBody(...)) -> dict[str, Any]:
-    names = placeholders_in(template)
-    context = _reader(request, names)
+def resolve(request: HttpRequest, template: TemplateDocument = JsonBody(...)) -> dict[str, Any]:
+    planned = Template.of(template)
+    names = planned.names
     values = (
-        read_secrets_for_runner(context=context, keys=names, ip_address=client_ip(request), template=True)
+        read_secrets_for_runner(context=request.auth, keys=names, ip_address=client_ip(request), template=planned)
         if names
         else {}
     )

@@ -289,7 +289,7 @@ def untag(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tag: PathTag
 @router.post(
     "/workspaces/{slug:slug}/value-lookup/",
     url_name="api-value-lookup",
-    response=answers({200: ValueLookup}, *SIGNED_IN, *JSON_BODY, 404),
+    response=answers({200: ValueLookup}, *SIGNED_IN, *JSON_BODY, 404, 429),
     summary="Owners and admins: which keys of this workspace hold this value (audited; key names only)",
 )
 @sensitive_variables()

@@ -54,6 +54,7 @@ class AuditEvent(models.Model):
         ENCRYPTION_KEY_ROTATED = "encryption.rotated", "Values re-encrypted under the active key"
         AUDIT_EXPORTED = "audit.exported", "Audit log exported"
         VALUE_LOOKED_UP = "secret.value_looked_up", "Workspace searched for a value"
+        VALUE_LOOKUP_REFUSED = "secret.value_lookup_refused", "Value search refused (too many)"
         SESSION_REVOKED = "session.revoked", "Session revoked"
         OTHER_SESSIONS_REVOKED = "session.others_revoked", "Signed out everywhere else"
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import BooleanField, Exists, ExpressionWrapper, QuerySet
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from secrets_app import permissions
@@ -68,10 +69,15 @@ class _RunnerReadQuery:
     Building it through the ORM (the secret, "may the launcher use it" as role OR tag grant, and
     "is the execution still running", as nested EXISTS) costs about 2 ms of Python per request,
     ten times what the database spends on it, on the one path that must be fast. The SQL depends
-    only on whether this is a runner session and on how many keys are read; so it is built once
-    per shape, through the same `permissions.secret_row_permission` the rest of the console uses,
-    with sentinel values where each read's values go, and later reads only swap in their values.
+    only on whether this is a runner session, on whether values are fetched (a template's read
+    fetches their stored sizes first) and on the number of keys, rounded up to a power of two (the
+    list is padded by repeating its last key): so it is built once per shape, through the same
+    `permissions.secret_row_permission` the rest of the console uses, with sentinel values where
+    each read's values go, and later reads only swap in their values. There are at most
+    2 x 2 x 11 shapes (up to MAX_KEYS keys) per database vendor, whatever the requests.
     """
+
+    MAX_KEYS = 1024
 
     USER, WORKSPACE = -702_001, -702_002
     EXECUTION = uuid.UUID(int=702_003)
@@ -79,9 +85,11 @@ class _RunnerReadQuery:
     KEY_PREFIX = "\x00sentinel-key-"
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[str, bool, int], tuple[str, list[tuple[str, Any]]]] = {}
+        self._compiled: dict[tuple[str, bool, int, bool], tuple[str, list[tuple[str, Any]]]] = {}
 
-    def build(self, *, user_id: Any, workspace_id: Any, keys: list[str], execution_id: Any, now: Any) -> QuerySet:
+    def build(
+        self, *, user_id: Any, workspace_id: Any, keys: list[str], execution_id: Any, now: Any, with_values: bool = True
+    ) -> QuerySet:
         reader = _SignedInReader(pk=user_id)
         usable = permissions.secret_row_permission(reader, Action.USE_SECRET)
         secrets = Secret.objects.filter(workspace_id=workspace_id, key__in=keys).annotate(
@@ -89,14 +97,17 @@ class _RunnerReadQuery:
         )
         # The expiry, and the grace its workspace gives, come in the same row: a join on the
         # workspace's primary key, not another query.
-        columns = ["id", "workspace_id", "key", "value", "expires_at", "workspace__expired_secret_grace_days", "usable"]
+        if not with_values:
+            secrets = secrets.annotate(stored_size=Length("value"))
+        stored = "value" if with_values else "stored_size"
+        columns = ["id", "workspace_id", "key", stored, "expires_at", "workspace__expired_secret_grace_days", "usable"]
         if execution_id is not None:
             live = Execution.objects.filter(pk=execution_id, status=Execution.Status.RUNNING, expires_at__gt=now)
             secrets = secrets.annotate(execution_live=Exists(live))
             columns.append("execution_live")
         return secrets.values_list(*columns).order_by()
 
-    def _compile(self, is_local: bool, key_count: int) -> tuple[str, list[tuple[str, Any]]]:
+    def _compile(self, is_local: bool, key_count: int, with_values: bool) -> tuple[str, list[tuple[str, Any]]]:
         """The SQL, and for each parameter either ("value", constant) or ("slot", name)."""
         keys = [f"{self.KEY_PREFIX}{number}" for number in range(key_count)]
         queryset = self.build(
@@ -105,6 +116,7 @@ class _RunnerReadQuery:
             keys=keys,
             execution_id=None if is_local else self.EXECUTION,
             now=self.NOW,
+            with_values=with_values,
         )
         sql, params = queryset.query.get_compiler(queryset.db).as_sql()
         slots = {self.USER: "user_id", self.WORKSPACE: "workspace_id"}
@@ -117,10 +129,14 @@ class _RunnerReadQuery:
             raise RuntimeError(f"The runner read query places {sorted(placed)}, not {sorted(expected)}.")
         return sql, layout
 
-    def run(self, context: RunnerContext, keys: list[str]) -> list[Secret]:
-        shape = (connection.vendor, context.is_local, len(keys))
+    def run(self, context: RunnerContext, keys: list[str], *, with_values: bool) -> list[Secret]:
+        if len(keys) > self.MAX_KEYS:
+            raise ValueError(f"The runner read looks up at most {self.MAX_KEYS} keys at once.")
+        padded = 1 << (len(keys) - 1).bit_length()
+        keys = keys + keys[-1:] * (padded - len(keys))
+        shape = (connection.vendor, context.is_local, padded, with_values)
         if shape not in self._compiled:
-            self._compiled[shape] = self._compile(context.is_local, len(keys))
+            self._compiled[shape] = self._compile(context.is_local, padded, with_values)
         sql, layout = self._compiled[shape]
         values = {"user_id": context.user.pk, "workspace_id": context.lookup_workspace.pk}
         values |= {f"key:{number}": key for number, key in enumerate(keys)}
@@ -129,17 +145,21 @@ class _RunnerReadQuery:
         params = [values[item] if kind == "slot" else item for kind, item in layout]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return [self._secret(row, context.is_local) for row in cursor.fetchall()]
+            return [self._secret(row, context.is_local, with_values) for row in cursor.fetchall()]
 
     @staticmethod
-    def _secret(row: tuple[Any, ...], is_local: bool) -> Secret:
-        secret_id, workspace_id, key, sealed, expires_at, grace_days, usable, *live = row
+    def _secret(row: tuple[Any, ...], is_local: bool, with_values: bool) -> Secret:
+        secret_id, workspace_id, key, stored, expires_at, grace_days, usable, *live = row
         secret_id = secret_id if isinstance(secret_id, uuid.UUID) else uuid.UUID(secret_id)
         secret = Secret.from_db(
             connection.alias,
-            ["id", "workspace_id", "key", "value", "expires_at"],
-            [secret_id, workspace_id, key, SealedValue(sealed), _aware_datetime(expires_at)],
+            ["id", "workspace_id", "key", "expires_at"],
+            [secret_id, workspace_id, key, _aware_datetime(expires_at)],
         )
+        if with_values:
+            secret.value = SealedValue(stored)
+        else:
+            secret.stored_size = stored
         secret.grace_days = grace_days
         secret.usable = bool(usable)
         secret.execution_live = is_local or bool(live[0])
@@ -180,13 +200,21 @@ def _is_sentinel(param: Any, slots: dict[Any, str]) -> bool:
 _runner_read_query = _RunnerReadQuery()
 
 
-def secrets_for_runner(context: RunnerContext, keys: list[str]) -> list[Secret]:
-    """The secrets named `keys` where this runner may look, each saying whether the reader may use
-    it (`usable`), the grace its workspace gives once it expires (`grace_days`) and, for a runner
-    session, whether its execution is still running (`execution_live`): one query."""
+def secrets_for_runner(context: RunnerContext, keys: list[str], *, with_values: bool = True) -> list[Secret]:
+    """The secrets named `keys` (at most 1,024) where this runner may look, each saying whether
+    the reader may use it (`usable`), the grace its workspace gives once it expires (`grace_days`)
+    and, for a runner session, whether its execution is still running (`execution_live`): one
+    query. With its sealed `value`, or else only its `stored_size` in bytes (see `sealed_values`)."""
     if context.lookup_workspace is None or not keys:
         return []
-    return _runner_read_query.run(context, keys)
+    return _runner_read_query.run(context, keys, with_values=with_values)
+
+
+def sealed_values(secrets: list[Secret]) -> None:
+    """Fetch the sealed values of secrets read without them (one query), into their `value`."""
+    by_id = {secret.pk: secret for secret in secrets}
+    for secret_id, sealed in Secret.objects.filter(pk__in=by_id).values_list("id", "value"):
+        by_id[secret_id].value = sealed
 
 
 def keys_visible_to_runner(context: RunnerContext, keys: list[str]) -> set[str]:

@@ -11,13 +11,15 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
+from django_ratelimit.core import get_usage
 
 from secrets_app import crypto, permissions
-from secrets_app.errors import SecretAlreadyExists, SecretNotFound
+from secrets_app.errors import SecretAlreadyExists, SecretNotFound, TooManyLookups
 from secrets_app.models import AuditEvent, Secret, SecretTag, Tag, Workspace
 from secrets_app.permissions import Action
 from secrets_app.selectors.grants import tag_names_with_grants
@@ -212,6 +214,32 @@ def create_secret(
     )[0]
 
 
+def _count_value_lookup(*, actor: Any, workspace: Workspace, ip_address: str | None) -> None:
+    """Count one lookup of `actor`'s in `workspace`, in the shared cache (every app server counts
+    together); past VALUE_LOOKUP_RATE, audit the refusal and raise TooManyLookups."""
+    usage = get_usage(
+        None,
+        group="secrets.value_lookup",
+        key=lambda group, request: f"{actor.pk}:{workspace.pk}",
+        rate=settings.VALUE_LOOKUP_RATE,
+        increment=True,
+    )
+    if usage is None or not usage["should_limit"]:
+        return
+    audit.record_event(
+        action=AuditEvent.Action.VALUE_LOOKUP_REFUSED,
+        actor=actor,
+        workspace=workspace,
+        ip_address=ip_address,
+        detail={"reason": "too_many_lookups", "rate": settings.VALUE_LOOKUP_RATE},
+    )
+    raise TooManyLookups(
+        f"Too many value searches in this workspace (at most {settings.VALUE_LOOKUP_RATE}, per user): each one "
+        "answers a guess, so they are limited. Try again later.",
+        retry_after_seconds=usage["time_left"],
+    )
+
+
 @sensitive_variables()
 def find_secrets_by_value(*, actor: Any, workspace: Workspace, value: str, ip_address: str | None = None) -> list[str]:
     """Keys of the workspace's secrets that hold `value`: "is this stored anywhere here?".
@@ -221,6 +249,7 @@ def find_secrets_by_value(*, actor: Any, workspace: Workspace, value: str, ip_ad
     """
     permissions.require(actor, Action.FIND_SECRETS_BY_VALUE, workspace)
     validate_secret_value(value)
+    _count_value_lookup(actor=actor, workspace=workspace, ip_address=ip_address)
     keys = keys_holding_fingerprint(workspace, crypto.value_fingerprint(value, workspace_id=workspace.pk))
     audit.record_event(
         action=AuditEvent.Action.VALUE_LOOKED_UP,

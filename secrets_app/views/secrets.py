@@ -121,7 +121,7 @@ def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.FIND_SECRETS_BY_VALUE, workspace)
     form = ValueLookupForm(request.POST or None)
-    found = None
+    found, limited = None, None
     if request.method == "POST" and form.is_valid():
         try:
             found = find_secrets_by_value(
@@ -129,9 +129,15 @@ def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
             )
         except ValidationError as error:
             show_errors(form, error)
+        except errors.RateLimited as error:
+            show_errors(form, error)
+            limited = error
     form = ValueLookupForm() if found is not None else form  # the value is never sent back
     context = developer_context(request, workspace, "secrets", lookup_form=form, found=found)
-    return render(request, "developer/value_lookup.html", context)
+    response = render(request, "developer/value_lookup.html", context, status=429 if limited else 200)
+    if limited:
+        response["Retry-After"] = str(limited.retry_after_seconds)
+    return response
 
 
 @console_view
