@@ -5,8 +5,9 @@ secret, signs in, and sends in growing batches:
 
 (a) resolve amplification: `{"x": "${workflow.secrets.BIG}" * 5000}`, 115 KB that would fill in
     to 328 MB;
-(b) a refusal flood: a resolve naming 20,000 unknown secrets;
+(b) a refusal flood: a resolve naming 20,000 unknown secrets (over the 1,000-name cap);
 (c) an ended runner session, coming back for a value;
+(d) a flood under the cap: a resolve naming 1,000 unknown secrets, each looked up;
 
 then prints, after each batch, the workers' peak resident memory (VmHWM) and the audit rows
 written so far. Bounded work means both stay flat however many requests come.
@@ -114,24 +115,26 @@ def main() -> None:
             user.sign_in()
             amplification = {"x": "${workflow.secrets.BIG}" * 5000}
             flood = {f"k{n}": f"${{workflow.secrets.NOPE_{n:05}}}" for n in range(20_000)}
+            capped_flood = {f"k{n}": f"${{workflow.secrets.NOPE_{n:05}}}" for n in range(1_000)}
             print("Abusive requests against gunicorn (2 workers), SQLite, Redis")
             print(
-                f"{'sent of each':>12} | {'(a) amplification':>18} | {'(b) flood':>10} | {'(c) ended':>10} | "
+                f"{'sent of each':>12} | {'(a) amplification':>18} | {'(b) flood':>10} | {'(c) ended':>10} | {'(d) 1,000':>10} | "
                 f"{'peak RSS (MiB)':>14} | {'audit rows':>10} | {'rows per request, this batch':>28}"
             )
-            statuses: dict[str, set[int]] = {"a": set(), "b": set(), "c": set()}
+            statuses: dict[str, set[int]] = {"a": set(), "b": set(), "c": set(), "d": set()}
             sent, rows_before = 0, audit_rows(database)
             for batch in (int(part) for part in options.batches.split(",")):
                 for _ in range(batch):
                     statuses["a"].add(user.call("POST", "/api/v1/runner/resolve/", amplification)[0])
                     statuses["b"].add(user.call("POST", "/api/v1/runner/resolve/", flood)[0])
                     statuses["c"].add(ended.call("GET", "/api/v1/runner/secrets/BIG/")[0])
+                    statuses["d"].add(user.call("POST", "/api/v1/runner/resolve/", capped_flood)[0])
                 sent += batch
                 shown = {kind: ",".join(map(str, sorted(found))) or "-" for kind, found in statuses.items()}
                 rows = audit_rows(database)
-                per_request = f"{(rows - rows_before) / (3 * batch):.2f}" if batch else "-"
+                per_request = f"{(rows - rows_before) / (len(statuses) * batch):.2f}" if batch else "-"
                 print(
-                    f"{sent:>12} | {shown['a']:>18} | {shown['b']:>10} | {shown['c']:>10} | "
+                    f"{sent:>12} | {shown['a']:>18} | {shown['b']:>10} | {shown['c']:>10} | {shown['d']:>10} | "
                     f"{peak_rss_mib(server):>14.1f} | {rows:>10} | {per_request:>28}"
                 )
                 rows_before = rows

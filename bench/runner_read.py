@@ -197,12 +197,14 @@ def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tupl
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": str(workers),
     }
+    # The error log goes to a file: a pipe nobody reads fills up under load and stalls the workers.
+    log = tempfile.TemporaryFile("w+")
     server = subprocess.Popen(
         [GUNICORN, *_application(tree), "--config", "console/gunicorn.conf.py", "--access-logfile", "/dev/null"],
         env=server_env,
         cwd=tree,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -215,7 +217,8 @@ def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tupl
         except OSError:
             time.sleep(0.2)
     server.kill()
-    raise SystemExit(f"gunicorn did not become ready: {server.stderr.read()}")
+    log.seek(0)
+    raise SystemExit(f"gunicorn did not become ready: {log.read()}")
 
 
 LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
