@@ -118,7 +118,8 @@ def main() -> None:
             capped_flood = {f"k{n}": f"${{workflow.secrets.NOPE_{n:05}}}" for n in range(1_000)}
             print("Abusive requests against gunicorn (2 workers), SQLite, Redis")
             print(
-                f"{'sent of each':>12} | {'(a) amplification':>18} | {'(b) flood':>10} | {'(c) ended':>10} | {'(d) 1,000':>10} | "
+                f"{'sent of each':>12} | {'(a) amplification':>18} | {'(b) flood':>10} | {'(c) ended':>10} | "
+                f"{'(d) 1,000':>10} | "
                 f"{'peak RSS (MiB)':>14} | {'audit rows':>10} | {'rows per request, this batch':>28}"
             )
             statuses: dict[str, set[int]] = {"a": set(), "b": set(), "c": set(), "d": set()}

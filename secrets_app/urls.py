@@ -25,6 +25,7 @@ ui_patterns = [
         name="password_change_done",
     ),
     path("settings/developer/", secrets.developer_settings, name="developer-settings"),
+    path("settings/workspaces/", workspaces.workspace_list, name="workspaces"),
     path("settings/workspaces/new/", workspaces.workspace_new, name="workspace-new"),
     path(f"{developer}/secrets/", secrets.secrets_page, name="secrets"),
     path(f"{developer}/value-lookup/", secrets.value_lookup, name="value-lookup"),

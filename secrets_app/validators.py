@@ -13,6 +13,11 @@ TAG_MAX_LENGTH = 64 + 1 + 128
 WORKFLOW_NAME_MAX_LENGTH = 100
 WORKFLOW_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.@-]{1,128})?")
+# Different secrets one template (a resolve, a workflow definition) may name.
+TEMPLATE_MAX_NAMES = 1000
+# Tags one secret carries, and tags one request may give: AWS Secrets Manager's limit. Each list of
+# a secret's tags, on every page and in every answer, is bounded by it.
+SECRET_MAX_TAGS = 50
 
 
 def validate_secret_key(key: str) -> None:
@@ -127,6 +132,15 @@ def validate_tag_name(name: str) -> None:
             "'_', '-' and '.', starts with a letter or digit and is at most 64 characters; the value "
             "has letters, digits, '_', '-', '.' and '@' and is at most 128 characters.",
             code="invalid_tag",
+        )
+
+
+def validate_tag_count(count: int) -> None:
+    """At most SECRET_MAX_TAGS tags on one secret, and in one request."""
+    if count > SECRET_MAX_TAGS:
+        raise ValidationError(
+            f"A secret carries at most {SECRET_MAX_TAGS} tags (and a request gives at most as many), not {count}.",
+            code="too_many_tags",
         )
 
 

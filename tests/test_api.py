@@ -138,6 +138,7 @@ def test_list_is_sorted_by_key_and_carries_metadata_only(alice_api, alice):
         "last_read_at",
         "last_read_by_workflow",
         "same_value_as",
+        "same_value_count",
         "last_read_by_user",
         "last_read_execution",
         "reads_last_30_days",

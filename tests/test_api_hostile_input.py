@@ -190,7 +190,7 @@ def test_the_secrets_page_shows_a_form_error_for_an_expiry_without_a_utc_time(al
     response = browser.post(
         "/settings/developer/team/secrets/", {"key": "OLD", "value": "v", "expires_at": "0001-01-01T00:30:00+01:00"}
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "Enter the expiry as an ISO 8601 date" in response.content.decode()
     assert not seeded.secrets.filter(key="OLD").exists()
 

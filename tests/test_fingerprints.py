@@ -98,7 +98,10 @@ def test_an_admin_learns_which_keys_hold_a_pasted_value_and_the_search_is_audite
     missing = client.post("/settings/developer/team/value-lookup/", {"value": "never-stored"}).content.decode()
     assert "Not stored in this workspace" in missing and "never-stored" not in missing
     events = list(AuditEvent.objects.filter(action=AuditEvent.Action.VALUE_LOOKED_UP).order_by("id"))
-    assert [event.detail for event in events] == [{"matches": ["DB_PASSWORD", "PG_PASS"]}, {"matches": []}]
+    assert [event.detail for event in events] == [
+        {"matches": ["DB_PASSWORD", "PG_PASS"], "match_count": 2},
+        {"matches": [], "match_count": 0},
+    ]
     assert all(event.actor_username == "alice" and event.workspace_slug == "team" for event in events)
     assert not any(SHARED in str(event.detail) for event in events)
 
@@ -118,7 +121,11 @@ def test_the_lookup_is_for_owners_and_admins_only(alice, bob, make_user, twins, 
 
 def test_the_lookup_api(alice_api, bob_api, bob, twins, add_member):
     answer = alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": SHARED})
-    assert answer.status_code == 200 and answer.json() == {"workspace": "team", "keys": ["DB_PASSWORD", "PG_PASS"]}
+    assert answer.status_code == 200 and answer.json() == {
+        "workspace": "team",
+        "keys": ["DB_PASSWORD", "PG_PASS"],
+        "count": 2,
+    }
     assert alice_api.post("/api/v1/workspaces/alice/value-lookup/", {"value": SHARED}).json()["keys"] == ["MINE"]
     assert error_of(alice_api.post("/api/v1/workspaces/team/value-lookup/", {"value": ""}))[0] == 400
     assert error_of(alice_api.post("/api/v1/workspaces/team/value-lookup/", {}))[0] == 400

@@ -65,9 +65,7 @@ def to_text(value: Any) -> str:
     return json.dumps(value)
 
 
-text = st.text(
-    st.characters(categories=["L", "N", "P", "S", "Z", "Cc", "Cs"], include_characters="\x00"), max_size=40
-)
+text = st.text(st.characters(categories=["L", "N", "P", "S", "Z", "Cc", "Cs"], include_characters="\x00"), max_size=40)
 scalars = st.one_of(
     st.none(),
     st.booleans(),

@@ -16,9 +16,10 @@ from django.test.utils import CaptureQueriesContext
 
 from secrets_app.models import AuditEvent
 from secrets_app.selectors import runner as runner_selectors
-from secrets_app.services.runner import REFUSED_KEYS_LISTED, TEMPLATE_MAX_BYTES, TEMPLATE_MAX_NAMES
+from secrets_app.services.runner import REFUSED_KEYS_LISTED, TEMPLATE_MAX_BYTES
 from secrets_app.services.runs import finish_execution
 from secrets_app.services.secrets import create_secret, import_secrets
+from secrets_app.validators import TEMPLATE_MAX_NAMES
 from tests.conftest import error_of
 from tests.test_runners import events, launch, runner_client
 

@@ -351,7 +351,7 @@ def test_secret_page_shows_who_can_reach_it_and_why(alice, bob, make_user, tagge
     Group.objects.create(name="ops").user_set.add(carol)
     grant(alice, tagged, "team:ops", "use", user="bob")
     grant(alice, tagged, "team:ops", "view", group="ops")
-    entries = effective_access(secret(tagged, "OPS_TOKEN"))
+    entries = effective_access(secret(tagged, "OPS_TOKEN")).entries
     assert [(e.grantee_kind, e.grantee, e.reason, e.permissions) for e in entries] == [
         ("user", "alice", "role: owner", ("view", "use", "delete")),
         ("user", "bob", "tag team:ops", ("use",)),

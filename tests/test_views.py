@@ -75,7 +75,7 @@ def test_sign_up_with_mismatched_passwords_shows_the_error_and_creates_nobody(cl
         "/accounts/signup/",
         {"username": "carol", "password1": "An-excellent-pass-77", "password2": "different-77-Pass"},
     )
-    assert response.status_code == 200 and "didn\u2019t match" in text_of(response)
+    assert response.status_code == 400 and "didn\u2019t match" in text_of(response)
     assert not get_user_model().objects.filter(username="carol").exists()
 
 
@@ -100,7 +100,7 @@ def test_profile_can_be_saved(alice_client, alice):
 
 def test_profile_with_a_bad_email_shows_the_error(alice_client, alice):
     response = alice_client.post("/settings/account/", {"first_name": "", "last_name": "", "email": "not-an-email"})
-    assert response.status_code == 200 and "Enter a valid email address." in text_of(response)
+    assert response.status_code == 400 and "Enter a valid email address." in text_of(response)
     alice.refresh_from_db()
     assert alice.email == "alice@example.com"
 
@@ -155,7 +155,7 @@ def test_add_secret_from_an_uploaded_file_keeps_its_bytes(alice_client, alice):
 def test_uploading_a_binary_file_is_refused(alice_client):
     upload = SimpleUploadedFile("blob.bin", b"\xff\xfe\x00binary", content_type="application/octet-stream")
     response = alice_client.post(page("alice", "secrets"), {"key": "BLOB", "value_file": upload})
-    assert response.status_code == 200 and "not UTF-8 text" in text_of(response)
+    assert response.status_code == 400 and "not UTF-8 text" in text_of(response)
     assert not Secret.objects.filter(key="BLOB").exists()
 
 
@@ -170,7 +170,7 @@ def test_duplicate_key_shows_the_error_without_echoing_the_value(alice_client, a
     create_secret(actor=alice, workspace=alice.personal_workspace, key="DUP", value="original")
     response = alice_client.post(page("alice", "secrets"), {"key": "DUP", "value": "echo-canary"})
     body = text_of(response)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "already exists" in body and "delete it first" in body
     assert "echo-canary" not in body
     assert "paste it again" in body
@@ -190,7 +190,7 @@ def test_duplicate_key_shows_the_error_without_echoing_the_value(alice_client, a
 def test_bad_input_in_the_add_form_shows_a_clear_error_and_adds_nothing(alice_client, data, message):
     before = Secret.objects.count(), AuditEvent.objects.count()
     response = alice_client.post(page("alice", "secrets"), data)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in text_of(response)
     assert (Secret.objects.count(), AuditEvent.objects.count()) == before
 
@@ -290,7 +290,7 @@ def test_creating_a_team_workspace_from_the_ui(alice_client):
 
 def test_a_taken_slug_is_a_form_error(alice_client, team):
     response = alice_client.post("/settings/workspaces/new/", {"name": "Again", "slug": "team"})
-    assert response.status_code == 200 and "already exists" in text_of(response)
+    assert response.status_code == 400 and "already exists" in text_of(response)
 
 
 def test_owner_adds_changes_and_removes_members(alice_client, team, bob):

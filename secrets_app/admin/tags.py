@@ -92,7 +92,7 @@ class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
         return (
             ConsoleModelAdmin.get_queryset(self, request)
             .select_related("workspace")
-            .annotate(secret_count=Count("secrets"))
+            .annotate(secret_count=Count("secret_tags"))
         )
 
     @admin.display(ordering="secret_count")

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from secrets_app import errors, permissions
 from secrets_app.admin.base import ConsoleModelAdmin
 from secrets_app.http import client_ip
-from secrets_app.models import Membership, Role, Workspace
+from secrets_app.models import Membership, Role, Secret, Workspace
 from secrets_app.permissions import Action
 from secrets_app.services.workspaces import (
     add_member,
@@ -24,6 +25,17 @@ from secrets_app.services.workspaces import (
     rename_workspace,
     set_expired_secret_grace,
 )
+
+# A workspace's members are edited inline only up to this many (an inline shows every row at once);
+# a larger team is managed on the console's Members page, a page at a time.
+ADMIN_INLINE_MEMBERS = 100
+
+
+def _count_in(model: Any, workspace_field: str = "workspace") -> Coalesce:
+    """How many `model` rows belong to the outer workspace, as a subquery (never a join: two
+    joined counts would multiply members by secrets)."""
+    rows = model.objects.filter(**{workspace_field: OuterRef("pk")}).order_by().values(workspace_field)
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")[:1]), 0)
 
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
@@ -70,7 +82,7 @@ class WorkspaceAdmin(ConsoleModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
             Workspace.objects.filter(permissions.admin_workspaces_filter(request.user))
-            .annotate(member_count=Count("memberships", distinct=True), secret_count=Count("secrets", distinct=True))
+            .annotate(member_count=_count_in(Membership), secret_count=_count_in(Secret))
             .order_by("slug")
         )
 
@@ -84,6 +96,17 @@ class WorkspaceAdmin(ConsoleModelAdmin):
     @admin.display(ordering="secret_count")
     def secret_count(self, obj: Workspace) -> int:
         return obj.secret_count
+
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        if obj is not None and obj.memberships.count() > ADMIN_INLINE_MEMBERS:
+            if request.method == "GET":
+                messages.info(
+                    request,
+                    f"{obj.name} has more than {ADMIN_INLINE_MEMBERS} members: manage them on its Members page in "
+                    "the console.",
+                )
+            return []
+        return self.inlines
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["name", "slug"] if obj is None else ["name", "slug", "kind", "expired_secret_grace_days", "created_at"]

@@ -11,10 +11,11 @@ from secrets_app import permissions
 from secrets_app.api.auth import session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
-from secrets_app.api.types import GrantId, PathSlug, PathTag, Text
+from secrets_app.api.types import GrantId, Paged, PageNumber, PathSlug, PathTag, Text
 from secrets_app.http import client_ip
 from secrets_app.permissions import TAG_PERMISSION_NAMES, Action
 from secrets_app.selectors.grants import Grant, grants_in, tag_for, tags_visible_to
+from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
 
@@ -39,9 +40,9 @@ class TagCount(Schema):
     secrets: int = Field(ge=0)
 
 
-class TagList(Schema):
+class TagList(Paged):
     workspace: str
-    tags: list[TagCount]
+    tags: list[TagCount] = Field(max_length=PAGE_SIZE)
 
 
 class UserGrant(Schema):
@@ -63,9 +64,9 @@ class GroupGrant(Schema):
     group_size: int = Field(ge=0)
 
 
-class TagGrants(Schema):
+class TagGrants(Paged):
     tag: str
-    grants: list[UserGrant | GroupGrant]
+    grants: list[UserGrant | GroupGrant] = Field(max_length=PAGE_SIZE)
 
 
 def grant_json(grant: Grant) -> dict[str, Any]:
@@ -83,12 +84,13 @@ def grant_json(grant: Grant) -> dict[str, Any]:
     TAGS,
     url_name="api-tags",
     response=answers({200: TagList}, *SIGNED_IN, 404),
-    summary="The tags you may see, with how many secrets carry each",
+    summary="The tags you may see, with how many secrets carry each, by name, 50 a page",
 )
-def list_tags(request: HttpRequest, slug: PathSlug) -> dict[str, Any]:
+def list_tags(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
-    found = tags_visible_to(request.user, workspace)
-    return {"workspace": workspace.slug, "tags": [{"name": t["name"], "secrets": t["secret_count"]} for t in found]}
+    found = paginate(tags_visible_to(request.user, workspace), page)
+    tags = [{"name": t["name"], "secrets": t["secret_count"]} for t in found]
+    return {"workspace": workspace.slug, **page_fields(found), "tags": tags}
 
 
 @router.delete(
@@ -103,22 +105,22 @@ def remove_tag(request: HttpRequest, slug: PathSlug, tag: PathTag) -> HttpRespon
     return HttpResponse(status=204)
 
 
-def _grants_answer(request: HttpRequest, workspace: Any, tag: str) -> dict[str, Any]:
+def _grants_answer(request: HttpRequest, workspace: Any, tag: str, page: str | None = None) -> dict[str, Any]:
     found = tag_for(request.user, workspace, tag)
-    grants = grants_in(workspace, tags=workspace.tags.filter(pk=found.pk))
-    return {"tag": found.name, "grants": [grant_json(g) for g in grants]}
+    grants = paginate(grants_in(workspace, tags=workspace.tags.filter(pk=found.pk)), page)
+    return {"tag": found.name, **page_fields(grants), "grants": [grant_json(g) for g in grants]}
 
 
 @router.get(
     f"{TAGS}{{tag}}/grants/",
     url_name="api-tag-grants",
     response=answers({200: TagGrants}, *SIGNED_IN, 404),
-    summary="The grants on a tag",
+    summary="The grants on a tag, by grantee, 50 a page",
 )
-def list_grants(request: HttpRequest, slug: PathSlug, tag: PathTag) -> dict[str, Any]:
+def list_grants(request: HttpRequest, slug: PathSlug, tag: PathTag, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
-    return _grants_answer(request, workspace, tag)
+    return _grants_answer(request, workspace, tag, page)
 
 
 @router.post(

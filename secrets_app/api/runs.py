@@ -12,6 +12,7 @@ from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
 from secrets_app.api.types import (
     DateTime,
+    Paged,
     PageNumber,
     PathSlug,
     PathUUID,
@@ -22,7 +23,7 @@ from secrets_app.api.types import (
 )
 from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
-from secrets_app.selectors.pagination import PAGE_SIZE, paginate
+from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.runs import (
@@ -32,6 +33,7 @@ from secrets_app.services.runs import (
     launch_execution,
     register_workflow,
 )
+from secrets_app.validators import TEMPLATE_MAX_NAMES
 
 router = Router(tags=["workflows and executions"], auth=session_auth)
 
@@ -69,19 +71,31 @@ class Launch(Schema):
     )
 
 
+class WorkflowSummary(Schema):
+    reference: str
+    name: str
+    workspace: str
+    secret_count: int = Field(ge=0, description="How many secret keys its definition names.")
+    running: int = Field(ge=0, description="Its executions running now.")
+    registered_by: str | None
+    registered_at: DateTime
+
+
 class WorkflowOut(Schema):
     reference: str
     name: str
     workspace: str
     definition: dict[str, Any]
-    secrets: list[str]
+    secrets: list[str] = Field(max_length=TEMPLATE_MAX_NAMES, description="Every secret key it names, sorted.")
     registered_by: str | None
     registered_at: DateTime
 
 
-class WorkflowList(Schema):
+class WorkflowList(Paged):
+    """A page of workflows, without their definitions (GET one workflow for its definition and keys)."""
+
     workspace: str
-    workflows: list[WorkflowOut]
+    workflows: list[WorkflowSummary] = Field(max_length=PAGE_SIZE)
 
 
 class ExecutionOut(Schema):
@@ -99,11 +113,22 @@ class LaunchedExecution(ExecutionOut):
     runner_session: str = Field(description="The runner session: send it as the session cookie.")
 
 
-class ExecutionPage(Schema):
+class ExecutionPage(Paged):
     workspace: str
-    page: int = Field(ge=1)
-    pages: int = Field(ge=1)
     executions: list[ExecutionOut] = Field(max_length=PAGE_SIZE)
+
+
+def workflow_summary_json(workflow: Workflow) -> dict[str, Any]:
+    """A workflow of `selectors.runs.workflows_in`, as the list shows it."""
+    return {
+        "reference": workflow.reference,
+        "name": workflow.name,
+        "workspace": workflow.workspace.slug,
+        "secret_count": workflow.secret_count,
+        "running": workflow.running,
+        "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
+        "registered_at": workflow.registered_at.isoformat(),
+    }
 
 
 def workflow_json(workflow: Workflow) -> dict[str, Any]:
@@ -112,7 +137,7 @@ def workflow_json(workflow: Workflow) -> dict[str, Any]:
         "name": workflow.name,
         "workspace": workflow.workspace.slug,
         "definition": workflow.definition,
-        "secrets": sorted(ref.key for ref in workflow.secret_references.all()),
+        "secrets": list(workflow.secret_references.order_by("key").values_list("key", flat=True)),
         "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
         "registered_at": workflow.registered_at.isoformat(),
     }
@@ -135,11 +160,12 @@ def execution_json(execution: Execution) -> dict[str, Any]:
     WORKFLOWS,
     url_name="api-workflows",
     response=answers({200: WorkflowList}, *SIGNED_IN, 404),
-    summary="The workflows registered in this workspace",
+    summary="The workflows registered in this workspace, by name, 50 a page (without definitions)",
 )
-def list_workflows(request: HttpRequest, slug: PathSlug) -> dict[str, Any]:
+def list_workflows(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
-    return {"workspace": workspace.slug, "workflows": [workflow_json(w) for w in workflows_in(workspace)]}
+    found = paginate(workflows_in(workspace), page)
+    return {"workspace": workspace.slug, **page_fields(found), "workflows": [workflow_summary_json(w) for w in found]}
 
 
 @router.post(
@@ -157,7 +183,7 @@ def add_workflow(request: HttpRequest, slug: PathSlug, workflow: NewWorkflow = J
         definition=workflow.definition,
         ip_address=client_ip(request),
     )
-    return Status(201, workflow_json(workflows_in(workspace).get(pk=registered.pk)))
+    return Status(201, workflow_json(registered))
 
 
 @router.get(
@@ -191,12 +217,7 @@ def remove_workflow(request: HttpRequest, slug: PathSlug, name: PathWorkflowName
 def list_executions(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
     found = paginate(executions_in(workspace), page)
-    return {
-        "workspace": workspace.slug,
-        "page": found.number,
-        "pages": found.paginator.num_pages,
-        "executions": [execution_json(e) for e in found],
-    }
+    return {"workspace": workspace.slug, **page_fields(found), "executions": [execution_json(e) for e in found]}
 
 
 @router.post(

@@ -1,7 +1,7 @@
 """Secrets: their metadata (never a value), adding, deleting, tagging, a .env import, and "which
 keys hold this value?". There is no update: secrets are immutable."""
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.debug import sensitive_variables
@@ -14,13 +14,14 @@ from secrets_app.api.responses import JSON_BODY, SIGNED_IN, ImportEntry, answers
 from secrets_app.api.types import (
     DateTime,
     Expiry,
+    Paged,
     PageNumber,
     PathSecretKey,
     PathSlug,
     PathTag,
     SecretKey,
     SecretValue,
-    TagName,
+    TagNames,
     Text,
     UnreadDays,
     UUIDText,
@@ -29,8 +30,14 @@ from secrets_app.error_responses import error_response
 from secrets_app.errors import SecretImmutable
 from secrets_app.http import client_ip
 from secrets_app.models import ExpiryState, Secret, Workspace
-from secrets_app.selectors.pagination import PAGE_SIZE, paginate
-from secrets_app.selectors.secrets import secret_for, secrets_visible_to, with_same_value_keys
+from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
+from secrets_app.selectors.secrets import (
+    SAME_VALUE_LISTED,
+    VALUE_LOOKUP_LISTED,
+    secret_for,
+    secrets_visible_to,
+    with_same_value_keys,
+)
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.imports import import_dotenv, plan_dotenv_import
 from secrets_app.services.secrets import create_secret, delete_secret, find_secrets_by_value, tag_secret, untag_secret
@@ -48,21 +55,21 @@ class NewSecret(Schema):
 
     key: SecretKey
     value: SecretValue
-    tags: list[TagName] = []
+    tags: TagNames = []
     expires_at: Expiry = None
 
 
 class SecretTags(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    tags: list[TagName] = Field(min_length=1)
+    tags: Annotated[TagNames, Field(min_length=1)]
 
 
 class DotenvImport(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     dotenv: Text = Field(description="The .env file's text: at most 256 KiB and 2,000 lines.")
-    tags: list[TagName] = []
+    tags: TagNames = []
     dry_run: StrictBool = Field(default=False, description="Preview only: each line's status, nothing written.")
 
 
@@ -89,15 +96,15 @@ class SecretOut(Schema):
     last_read_execution: UUIDText | None
     reads_last_30_days: int = Field(ge=0)
     same_value_as: list[str] = Field(
-        description="Keys of the other secrets here (that you may see) holding the same value."
+        max_length=SAME_VALUE_LISTED,
+        description=f"The first {SAME_VALUE_LISTED} keys (by key) of the other secrets here that you may see "
+        "and that hold the same value.",
     )
+    same_value_count: int = Field(ge=0, description="How many other secrets here (that you may see) hold it.")
 
 
-class SecretPage(Schema):
+class SecretPage(Paged):
     workspace: str
-    count: int = Field(ge=0)
-    page: int = Field(ge=1)
-    pages: int = Field(ge=1)
     secrets: list[SecretOut] = Field(max_length=PAGE_SIZE)
 
 
@@ -112,7 +119,10 @@ class Imported(Schema):
 
 class ValueLookup(Schema):
     workspace: str
-    keys: list[str]
+    keys: list[str] = Field(
+        max_length=VALUE_LOOKUP_LISTED, description=f"The first {VALUE_LOOKUP_LISTED} keys (by key) holding it."
+    )
+    count: int = Field(ge=0, description="How many secrets here hold it.")
 
 
 def secret_json(secret: Secret) -> dict[str, Any]:
@@ -131,6 +141,7 @@ def secret_json(secret: Secret) -> dict[str, Any]:
         "last_read_execution": str(secret.last_read_execution) if secret.last_read_execution else None,
         "reads_last_30_days": secret.recent_reads,
         "same_value_as": secret.same_value_as,
+        "same_value_count": secret.same_value_count,
     }
 
 
@@ -159,9 +170,7 @@ def list_secrets(
     found = paginate(visible, page)
     return {
         "workspace": workspace.slug,
-        "count": found.paginator.count,
-        "page": found.number,
-        "pages": found.paginator.num_pages,
+        **page_fields(found),
         "secrets": [secret_json(s) for s in with_same_value_keys(request.user, workspace, found.object_list)],
     }
 
@@ -295,7 +304,7 @@ def untag(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tag: PathTag
 @sensitive_variables()
 def look_up_value(request: HttpRequest, slug: PathSlug, lookup: ValueToLookUp = JsonBody(...)) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
-    keys = find_secrets_by_value(
+    keys, count = find_secrets_by_value(
         actor=request.user, workspace=workspace, value=lookup.value, ip_address=client_ip(request)
     )
-    return {"workspace": workspace.slug, "keys": keys}
+    return {"workspace": workspace.slug, "keys": keys, "count": count}

@@ -12,10 +12,11 @@ from pydantic import ConfigDict, Field
 from secrets_app.api.auth import session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
-from secrets_app.api.types import DateTime, PathUUID, Text, UUIDText, WorkflowReference
+from secrets_app.api.types import DateTime, Paged, PageNumber, PathUUID, Text, UUIDText, WorkflowReference
 from secrets_app.error_responses import error_response
 from secrets_app.http import client_ip
 from secrets_app.models import Execution, UserSession, Workspace
+from secrets_app.selectors.pagination import PAGE_SIZE, page_fields
 from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
 
@@ -64,8 +65,8 @@ class UserSessionOut(Schema):
     execution: SessionExecution | None
 
 
-class UserSessionList(Schema):
-    sessions: list[UserSessionOut]
+class UserSessionList(Paged):
+    sessions: list[UserSessionOut] = Field(max_length=PAGE_SIZE)
 
 
 class EndedCounts(Schema):
@@ -148,12 +149,12 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     "/sessions/",
     auth=session_auth,
     url_name="api-user-sessions",
-    response=answers({200: UserSessionList}, *SIGNED_IN),
-    summary="Your live sessions (browser, API, runner), newest first",
+    response=answers({200: UserSessionList}, *SIGNED_IN, 404),
+    summary="Your live sessions (browser, API, runner), newest first, 50 a page",
 )
-def list_sessions(request: HttpRequest) -> dict[str, Any]:
-    found = sessions_of(request.user, current_session_key=request.session.session_key)
-    return {"sessions": [session_json(s) for s in found]}
+def list_sessions(request: HttpRequest, page: PageNumber = None) -> dict[str, Any]:
+    found = sessions_of(request.user, current_session_key=request.session.session_key, page=page)
+    return {**page_fields(found), "sessions": [session_json(s) for s in found]}
 
 
 @router.post(

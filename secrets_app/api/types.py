@@ -13,7 +13,8 @@ from typing import Annotated, Any
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from pydantic import AfterValidator, StrictStr, WithJsonSchema
+from ninja import Schema
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from secrets_app.models import Workspace
@@ -22,6 +23,7 @@ from secrets_app.validators import (
     EXPIRED_SECRET_GRACE_MAX_DAYS,
     SECRET_KEY_MAX_LENGTH,
     SECRET_KEY_PATTERN,
+    SECRET_MAX_TAGS,
     TAG_MAX_LENGTH,
     TAG_PATTERN,
     UNREAD_DAYS_MAX,
@@ -33,6 +35,7 @@ from secrets_app.validators import (
     validate_secret_expiry,
     validate_secret_key,
     validate_secret_value,
+    validate_tag_count,
     validate_tag_name,
     validate_workflow_name,
 )
@@ -108,6 +111,17 @@ SecretValue = Annotated[
 ]
 TagName = Annotated[Text, rule(validate_tag_name), _string(**TAG_SCHEMA)]
 WorkflowName = Annotated[Text, rule(validate_workflow_name), _string(**WORKFLOW_NAME_SCHEMA)]
+
+
+def _tag_list_length(names: Any) -> Any:
+    # Counted before any item is checked, so that a long list costs nothing.
+    if isinstance(names, list):
+        _as_field_error(validate_tag_count, len(names))
+    return names
+
+
+# Tags given in one request: at most SECRET_MAX_TAGS.
+TagNames = Annotated[list[TagName], BeforeValidator(_tag_list_length), Field(max_length=SECRET_MAX_TAGS)]
 
 
 # Checked by the service, as the model's own fields (Workspace.full_clean), with Django's messages.
@@ -187,3 +201,12 @@ UnreadDays = Annotated[
         }
     ),
 ]
+
+
+class Paged(Schema):
+    """A page of a list: `count` rows in all, this is page `page` of `pages` (PAGE_SIZE rows a
+    page; `?page=N`, from 1; a page outside 1..pages is 404 page_not_found)."""
+
+    count: int = Field(ge=0, description="Rows in all.")
+    page: int = Field(ge=1)
+    pages: int = Field(ge=1)

@@ -9,9 +9,10 @@ from pydantic import ConfigDict, Field
 from secrets_app.api.auth import session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
-from secrets_app.api.types import GraceDays, NewSlug, PathSlug, WorkspaceName
+from secrets_app.api.types import GraceDays, NewSlug, Paged, PageNumber, PathSlug, WorkspaceName
 from secrets_app.http import client_ip
 from secrets_app.models import Role, Workspace
+from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.workspaces import workspace_for, workspaces_for
 from secrets_app.services.workspaces import create_team_workspace, set_expired_secret_grace
 from secrets_app.validators import EXPIRED_SECRET_GRACE_MAX_DAYS
@@ -42,8 +43,8 @@ class WorkspaceOut(Schema):
     expired_secret_grace_days: int = Field(ge=0, le=EXPIRED_SECRET_GRACE_MAX_DAYS)
 
 
-class WorkspaceList(Schema):
-    workspaces: list[WorkspaceOut]
+class WorkspaceList(Paged):
+    workspaces: list[WorkspaceOut] = Field(max_length=PAGE_SIZE)
 
 
 def workspace_json(workspace: Workspace) -> dict[str, Any]:
@@ -59,11 +60,12 @@ def workspace_json(workspace: Workspace) -> dict[str, Any]:
 @router.get(
     "/workspaces/",
     url_name="api-workspaces",
-    response=answers({200: WorkspaceList}, *SIGNED_IN),
-    summary="Your workspaces, with your role in each",
+    response=answers({200: WorkspaceList}, *SIGNED_IN, 404),
+    summary="Your workspaces, with your role in each, personal first, then by name, 50 a page",
 )
-def list_workspaces(request: HttpRequest) -> dict[str, Any]:
-    return {"workspaces": [workspace_json(w) for w in workspaces_for(request.user)]}
+def list_workspaces(request: HttpRequest, page: PageNumber = None) -> dict[str, Any]:
+    found = paginate(workspaces_for(request.user), page)
+    return {**page_fields(found), "workspaces": [workspace_json(w) for w in found]}
 
 
 @router.post(

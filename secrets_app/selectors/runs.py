@@ -5,22 +5,46 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce, Greatest
 
 from secrets_app import permissions
 from secrets_app.errors import ExecutionNotFound, WorkflowNotFound, WorkspaceNotFound
-from secrets_app.models import Execution, Workflow, Workspace
+from secrets_app.models import Execution, Workflow, WorkflowSecretReference, Workspace
+from secrets_app.selectors.pagination import Capped, capped
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.validators import WORKFLOW_NAME_PATTERN
 
+# Keys a list of workflows names for each, and workflows named as using a key (the rest are
+# counted): a page stays small however many secrets a definition names or workflows use a key.
+WORKFLOW_KEYS_LISTED = 10
+WORKFLOWS_USING_KEY_LISTED = 10
+
 
 def workflows_in(workspace: Workspace) -> QuerySet[Workflow]:
+    """The workflows registered in `workspace`, by name, each with `running` (executions running),
+    `secret_count` (keys it names), `listed_references` (the first WORKFLOW_KEYS_LISTED of its
+    secret references, by key) and `unlisted_references` (how many are not listed)."""
+    running = Execution.objects.filter(workflow=OuterRef("pk"), status=Execution.Status.RUNNING)
+    references = WorkflowSecretReference.objects.filter(workflow=OuterRef("pk"))
     return (
         workspace.workflows.select_related("registered_by")
-        .prefetch_related("secret_references")
-        .annotate(running=Count("executions", filter=Q(executions__status=Execution.Status.RUNNING)))
+        .prefetch_related(
+            Prefetch(
+                "secret_references",
+                queryset=WorkflowSecretReference.objects.order_by("key")[:WORKFLOW_KEYS_LISTED],
+                to_attr="listed_references",
+            )
+        )
+        .annotate(running=_count(running), secret_count=_count(references))
+        .annotate(unlisted_references=Greatest(F("secret_count") - WORKFLOW_KEYS_LISTED, 0))
         .order_by("name")
     )
+
+
+def _count(rows: QuerySet) -> Coalesce:
+    """How many of `rows` (filtered on the outer workflow) there are, as a subquery."""
+    return Coalesce(Subquery(rows.order_by().values("workflow").annotate(n=Count("pk")).values("n")[:1]), 0)
 
 
 def workflow_for(user: Any, reference: str) -> Workflow:
@@ -37,9 +61,10 @@ def workflow_for(user: Any, reference: str) -> Workflow:
     return workflow
 
 
-def workflows_using_key(workspace: Workspace, key: str) -> QuerySet[Workflow]:
-    """Registered workflows of `workspace` whose definitions reference secret `key`."""
-    return workspace.workflows.filter(secret_references__key=key).order_by("name")
+def workflows_using_key(workspace: Workspace, key: str, *, limit: int = WORKFLOWS_USING_KEY_LISTED) -> Capped:
+    """The first `limit` registered workflows of `workspace` (by name) whose definitions reference
+    secret `key`, and how many there are."""
+    return capped(workspace.workflows.filter(secret_references__key=key).order_by("name"), limit)
 
 
 def executions_in(workspace: Workspace) -> QuerySet[Execution]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from secrets_app import permissions
@@ -18,6 +18,10 @@ from secrets_app.validators import SECRET_KEY_PATTERN, TAG_PATTERN
 
 # The Secrets list counts each secret's reads over this many days.
 RECENT_READS_DAYS = 30
+# Keys named as holding the same value as a secret, and as holding a looked-up value: the rest are
+# counted, not listed, so that a page or an answer stays small however many secrets share a value.
+SAME_VALUE_LISTED = 10
+VALUE_LOOKUP_LISTED = 100
 
 
 def secrets_visible_to(
@@ -66,26 +70,50 @@ def secrets_visible_to(
 
 
 def with_same_value_keys(user: Any, workspace: Workspace, secrets: Any) -> list[Secret]:
-    """`secrets`, each with `same_value_as`: the keys of the other secrets of the workspace that
-    `user` may see and that hold the same value (by fingerprint). One query for any number."""
+    """`secrets`, each with `same_value_as`: the first SAME_VALUE_LISTED keys (by key) of the other
+    secrets of the workspace that `user` may see and that hold the same value (by fingerprint);
+    `same_value_count`, how many there are in all; and `same_value_unlisted`, how many of them are
+    not listed. One query, of at most SAME_VALUE_LISTED + 1 rows per secret, however many secrets
+    share a value."""
     secrets = list(secrets)
     fingerprints = {secret.fingerprint for secret in secrets if secret.fingerprint}
     holders: dict[str, list[tuple[str, Any]]] = {}
+    totals: dict[str, int] = {}
     if fingerprints:
-        rows = (
-            workspace.secrets.filter(permissions.visible_secrets_filter(user, workspace), fingerprint__in=fingerprints)
-            .order_by("key")
-            .values_list("fingerprint", "key", "pk")
+        visible = workspace.secrets.filter(
+            permissions.visible_secrets_filter(user, workspace), fingerprint__in=fingerprints
         )
-        for fingerprint, key, pk in rows:
+        for fingerprint, key, pk, total in _first_by_fingerprint(visible, SAME_VALUE_LISTED + 1):
             holders.setdefault(fingerprint, []).append((key, pk))
+            totals[fingerprint] = total
     for secret in secrets:
-        secret.same_value_as = [key for key, pk in holders.get(secret.fingerprint, []) if pk != secret.pk]
+        others = [key for key, pk in holders.get(secret.fingerprint, []) if pk != secret.pk]
+        secret.same_value_as = others[:SAME_VALUE_LISTED]
+        # The secret itself is among the holders counted (whoever sees it here may see it).
+        secret.same_value_count = totals.get(secret.fingerprint, 1) - 1
+        secret.same_value_unlisted = secret.same_value_count - len(secret.same_value_as)
     return secrets
 
 
-def keys_holding_fingerprint(workspace: Workspace, fingerprint: str) -> list[str]:
-    return list(workspace.secrets.filter(fingerprint=fingerprint).order_by("key").values_list("key", flat=True))
+def _first_by_fingerprint(secrets: QuerySet[Secret], limit: int) -> Any:
+    """(fingerprint, key, pk, how many hold it) for the first `limit` secrets by key of each fingerprint."""
+    by_fingerprint = {"partition_by": [F("fingerprint")]}
+    return (
+        secrets.annotate(
+            position=Window(RowNumber(), order_by=F("key").asc(), **by_fingerprint),
+            holders=Window(Count("pk"), **by_fingerprint),
+        )
+        .filter(position__lte=limit)
+        .order_by("fingerprint", "key")
+        .values_list("fingerprint", "key", "pk", "holders")
+    )
+
+
+def keys_holding_fingerprint(workspace: Workspace, fingerprint: str) -> tuple[list[str], int]:
+    """The first VALUE_LOOKUP_LISTED keys (by key) of the workspace's secrets with this
+    fingerprint, and how many there are in all."""
+    holders = workspace.secrets.filter(fingerprint=fingerprint)
+    return list(holders.order_by("key").values_list("key", flat=True)[:VALUE_LOOKUP_LISTED]), holders.count()
 
 
 def secrets_expiring(*, within_days: int, now: datetime.datetime, workspace_slug: str = "") -> QuerySet[Secret]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from importlib import import_module
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
+from django.core.paginator import Page
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -17,6 +19,7 @@ from django.utils.crypto import constant_time_compare
 from secrets_app import permissions
 from secrets_app.errors import SessionNotFound
 from secrets_app.models import UserSession
+from secrets_app.selectors.pagination import paginate
 
 
 def session_store() -> type[SessionBase]:
@@ -63,7 +66,7 @@ def _signs_in(row: UserSession, user: Any) -> bool:
     return any(constant_time_compare(stored_hash, auth_hash) for auth_hash in valid)
 
 
-def _alive(rows: QuerySet[UserSession], user: Any) -> list[UserSession]:
+def _alive(rows: Iterable[UserSession], user: Any) -> list[UserSession]:
     alive = []
     for row in rows:
         if _signs_in(row, user):
@@ -72,10 +75,13 @@ def _alive(rows: QuerySet[UserSession], user: Any) -> list[UserSession]:
     return alive
 
 
-def sessions_of(user: Any, *, current_session_key: str | None) -> list[UserSession]:
-    """The user's live sessions (browser, API, runner), newest first, the current one marked: one
-    query, whatever their number."""
-    return _alive(_session_rows(user, current_session_key), user)
+def sessions_of(user: Any, *, current_session_key: str | None, page: str | None = None) -> Page:
+    """A page of the user's live sessions (browser, API, runner), newest first, the current one
+    marked (`pagination.paginate`: PageNotFound for a page outside the list). A session whose
+    password has since changed is left out of its page (it is refused on its next use)."""
+    found = paginate(_session_rows(user, current_session_key), page)
+    found.object_list = _alive(found.object_list, user)
+    return found
 
 
 def session_for(user: Any, session_id: str, *, current_session_key: str | None) -> UserSession:

@@ -28,7 +28,7 @@ from secrets_app.models import AuditEvent, Execution, Expiry, ExpiryState, Secre
 from secrets_app.placeholders import Template, json_string_size
 from secrets_app.selectors.runner import RunnerContext, keys_visible_to_runner, sealed_values, secrets_for_runner
 from secrets_app.services import audit
-from secrets_app.validators import SECRET_KEY_PATTERN, printable_key
+from secrets_app.validators import SECRET_KEY_PATTERN, TEMPLATE_MAX_NAMES, printable_key
 
 
 def _runner_event(
@@ -54,9 +54,8 @@ def _runner_event(
     )
 
 
-# A template names at most this many different secrets, and filled in it is at most this big (as
-# JSON): one request's work and answer stay bounded whatever it asks for.
-TEMPLATE_MAX_NAMES = 1000
+# A template names at most TEMPLATE_MAX_NAMES different secrets (validators), and filled in it is at
+# most this big (as JSON): one request's work and answer stay bounded whatever it asks for.
 TEMPLATE_MAX_BYTES = 1024 * 1024
 # One refused request is one audit event; it lists at most this many of its refused keys.
 REFUSED_KEYS_LISTED = 100

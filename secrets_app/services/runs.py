@@ -22,7 +22,7 @@ from secrets_app.selectors import runner as runner_selectors
 from secrets_app.selectors.sessions import session_store
 from secrets_app.services import audit
 from secrets_app.strict_json import LONE_SURROGATE, NUL, unstorable_text
-from secrets_app.validators import validate_workflow_name
+from secrets_app.validators import TEMPLATE_MAX_NAMES, validate_workflow_name
 
 WORKFLOW_DEFINITION_MAX_BYTES = 256 * 1024
 UNSTORABLE_DEFINITION = {
@@ -50,6 +50,17 @@ def register_workflow(
     if problems:
         raise ValidationError(problems)
     keys = placeholders_in(definition)
+    if len(keys) > TEMPLATE_MAX_NAMES:
+        # Its runs could never resolve it (400 too_many_placeholders), and its page would not end.
+        raise ValidationError(
+            {
+                "definition": ValidationError(
+                    f"The definition names {len(keys):,} different secrets; a workflow may name at most "
+                    f"{TEMPLATE_MAX_NAMES:,}.",
+                    code="too_many_placeholders",
+                )
+            }
+        )
     try:
         with transaction.atomic():
             workflow = Workflow.objects.create(

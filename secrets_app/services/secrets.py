@@ -30,6 +30,7 @@ from secrets_app.validators import (
     validate_secret_expiry,
     validate_secret_key,
     validate_secret_value,
+    validate_tag_count,
     validate_tag_name,
 )
 
@@ -37,6 +38,7 @@ from secrets_app.validators import (
 def clean_tag_names(tag_names: Iterable[str]) -> list[str]:
     """Distinct, valid tag names in the order given, or a ValidationError listing each bad one."""
     names = list(dict.fromkeys(name.strip() for name in tag_names if name and name.strip()))
+    validate_tag_count(len(names))
     problems = []
     for name in names:
         try:
@@ -241,24 +243,28 @@ def _count_value_lookup(*, actor: Any, workspace: Workspace, ip_address: str | N
 
 
 @sensitive_variables()
-def find_secrets_by_value(*, actor: Any, workspace: Workspace, value: str, ip_address: str | None = None) -> list[str]:
-    """Keys of the workspace's secrets that hold `value`: "is this stored anywhere here?".
+def find_secrets_by_value(
+    *, actor: Any, workspace: Workspace, value: str, ip_address: str | None = None
+) -> tuple[list[str], int]:
+    """The keys of the workspace's secrets that hold `value` ("is this stored anywhere here?"):
+    the first VALUE_LOOKUP_LISTED by key, and how many there are in all.
 
     For the workspace's owners and admins only, compared by fingerprint within this workspace
-    only, and audited with the keys found (never the value), since it answers guesses.
+    only, rate-limited (TooManyLookups), and audited with the keys found (never the value), since
+    it answers guesses.
     """
     permissions.require(actor, Action.FIND_SECRETS_BY_VALUE, workspace)
     validate_secret_value(value)
     _count_value_lookup(actor=actor, workspace=workspace, ip_address=ip_address)
-    keys = keys_holding_fingerprint(workspace, crypto.value_fingerprint(value, workspace_id=workspace.pk))
+    keys, count = keys_holding_fingerprint(workspace, crypto.value_fingerprint(value, workspace_id=workspace.pk))
     audit.record_event(
         action=AuditEvent.Action.VALUE_LOOKED_UP,
         actor=actor,
         workspace=workspace,
         ip_address=ip_address,
-        detail={"matches": keys},
+        detail={"matches": keys, "match_count": count},
     )
-    return keys
+    return keys, count
 
 
 @sensitive_variables()
@@ -319,6 +325,12 @@ def tag_secret(*, actor: Any, secret: Secret, tag_names: Iterable[str], ip_addre
     if not names:
         raise ValidationError({"tags": ["Give at least one tag."]})
     with transaction.atomic():
+        # Locked, so that two requests adding tags at once cannot pass the limit together.
+        carried = set(Secret.objects.select_for_update().get(pk=secret.pk).tags.values_list("name", flat=True))
+        try:
+            validate_tag_count(len(carried | set(names)))
+        except ValidationError as error:
+            raise ValidationError({"tags": error}) from None
         attached = _attach_tags(actor=actor, secret=secret, names=names)
         for name in attached:
             audit.record_event(

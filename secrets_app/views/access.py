@@ -13,6 +13,7 @@ from secrets_app.forms import GrantForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
 from secrets_app.selectors.grants import grants_in, tag_for, tags_visible_to
+from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
 from secrets_app.views.base import console_view, developer_context, show_errors
@@ -21,7 +22,8 @@ from secrets_app.views.base import console_view, developer_context, show_errors
 @console_view
 @require_http_methods(["GET", "POST"])
 def access_page(request: HttpRequest, slug: str) -> HttpResponse:
-    """Tags, the grants made on them, and the form to grant more."""
+    """Tags and the grants made on them (each a page at a time: `tags_page`, `grants_page`), and
+    the form to grant more."""
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
     form = GrantForm(request.POST or None, initial={"tag": request.GET.get("tag", "")})
@@ -41,13 +43,18 @@ def access_page(request: HttpRequest, slug: str) -> HttpResponse:
             grantee = form.cleaned_data["grantee"]
             messages.success(request, f"Granted {', '.join(granted)} on tag {form.cleaned_data['tag']} to {grantee}.")
             return redirect("access", slug=workspace.slug)
+    tags = paginate(tags_visible_to(request.user, workspace), request.GET.get("tags_page"))
+    grants = paginate(grants_in(workspace), request.GET.get("grants_page"))
     context = developer_context(
         request,
         workspace,
         "access",
         form=form,
-        tags=tags_visible_to(request.user, workspace),
-        grants=grants_in(workspace),
+        tags=tags,
+        grants=grants,
+        # Paging through one list keeps the other on its page.
+        tags_query=f"tags_page={tags.number}" if tags.number > 1 else "",
+        grants_query=f"grants_page={grants.number}" if grants.number > 1 else "",
     )
     return render(request, "developer/access.html", context, status=400 if form.errors else 200)
 

@@ -45,7 +45,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, "Welcome! Your personal workspace is ready.")
         return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @login_required
@@ -57,8 +57,9 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         update_profile(user=request.user, **form.cleaned_data)
         messages.success(request, "Profile saved.")
         return redirect("account-settings")
-    sessions = sessions_of(request.user, current_session_key=request.session.session_key)
-    return render(request, "account/profile.html", {"form": form, "section": "profile", "sessions": sessions})
+    sessions = sessions_of(request.user, current_session_key=request.session.session_key, page=request.GET.get("page"))
+    context = {"form": form, "section": "profile", "sessions": sessions}
+    return render(request, "account/profile.html", context, status=400 if form.errors else 200)
 
 
 @console_view

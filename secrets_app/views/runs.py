@@ -15,13 +15,14 @@ from secrets_app.forms import LaunchForm, WorkflowRegisterForm
 from secrets_app.http import client_ip
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
-from secrets_app.selectors.workspaces import workspace_for, workspaces_for
+from secrets_app.selectors.workspaces import workspace_for, workspace_menu
 from secrets_app.services.runs import delete_workflow, finish_execution, launch_execution, register_workflow
 from secrets_app.views.base import console_view, developer_context, show_errors
 
 
 def _launch_targets(user: Any) -> list[Any]:
-    return [w for w in workspaces_for(user) if permissions.can_launch_in(user, w)]
+    """The workspaces of the user's menu they may launch in (a bounded list: `workspace_menu`)."""
+    return [w for w in workspace_menu(user) if permissions.can_launch_in(user, w)]
 
 
 @console_view
@@ -46,7 +47,7 @@ def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
         workspace,
         "workflows",
         form=form,
-        workflows=workflows_in(workspace),
+        workflows=paginate(workflows_in(workspace), request.GET.get("page")),
         launch_form=LaunchForm(workspaces=targets, initial={"workspace": workspace.slug}) if targets else None,
     )
     return render(request, "developer/workflows.html", context, status=400 if form.errors else 200)
@@ -57,11 +58,13 @@ def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
 def workflow_launch(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """Launch a workflow; the page shows the runner session once."""
     workflow = workflow_for(request.user, f"{slug}/{name}")
-    form = LaunchForm(request.POST, workspaces=_launch_targets(request.user))
-    if not form.is_valid():
+    try:
+        target = workspace_for(request.user, request.POST.get("workspace", ""))
+    except errors.WorkspaceNotFound:
+        target = None
+    if target is None or not permissions.can_launch_in(request.user, target):
         messages.error(request, "Choose a workspace you may launch executions in.")
         return redirect("workflows", slug=slug)
-    target = workspace_for(request.user, form.cleaned_data["workspace"])
     execution, session_key = launch_execution(
         actor=request.user, workspace=target, workflow=workflow, ip_address=client_ip(request)
     )

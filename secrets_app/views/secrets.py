@@ -17,8 +17,8 @@ from secrets_app import errors, permissions
 from secrets_app.forms import SecretCreateForm, SecretFilterForm, TagAddForm, ValueLookupForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
-from secrets_app.selectors.grants import effective_access, tags_visible_to
-from secrets_app.selectors.pagination import paginate
+from secrets_app.selectors.grants import TAG_MENU_SIZE, effective_access, tags_visible_to
+from secrets_app.selectors.pagination import capped, paginate
 from secrets_app.selectors.runs import workflows_using_key
 from secrets_app.selectors.secrets import secret_for, secrets_visible_to, with_same_value_keys
 from secrets_app.selectors.workspaces import personal_workspace_of, workspace_for
@@ -69,6 +69,7 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         form.data = form.data.copy()
         form.data["value"] = ""
     filters = SecretFilterForm(request.GET)
+    tags = capped(tags_visible_to(request.user, workspace), TAG_MENU_SIZE)
     page, active_filters = None, {}
     if filters.is_valid():
         active_filters = {name: value for name, value in filters.cleaned_data.items() if value}
@@ -90,9 +91,10 @@ def secrets_page(request: HttpRequest, slug: str) -> HttpResponse:
         page=page,
         filters=filters,
         filter_query=urlencode(active_filters),
-        tags=tags_visible_to(request.user, workspace),
+        tags=tags,
+        tag_filter_listed=any(tag["name"] == active_filters.get("tag") for tag in tags),
     )
-    return render(request, "developer/secrets.html", context, status=400 if filters.errors else 200)
+    return render(request, "developer/secrets.html", context, status=400 if filters.errors or form.errors else 200)
 
 
 @console_view
@@ -121,10 +123,10 @@ def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.FIND_SECRETS_BY_VALUE, workspace)
     form = ValueLookupForm(request.POST or None)
-    found, limited = None, None
+    found, count, limited = None, 0, None
     if request.method == "POST" and form.is_valid():
         try:
-            found = find_secrets_by_value(
+            found, count = find_secrets_by_value(
                 actor=request.user, workspace=workspace, value=form.cleaned_data["value"], ip_address=client_ip(request)
             )
         except ValidationError as error:
@@ -133,7 +135,7 @@ def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
             show_errors(form, error)
             limited = error
     form = ValueLookupForm() if found is not None else form  # the value is never sent back
-    context = developer_context(request, workspace, "secrets", lookup_form=form, found=found)
+    context = developer_context(request, workspace, "secrets", lookup_form=form, found=found, found_count=count)
     response = render(request, "developer/value_lookup.html", context, status=429 if limited else 200)
     if limited:
         response["Retry-After"] = str(limited.retry_after_seconds)

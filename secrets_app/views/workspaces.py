@@ -1,4 +1,4 @@
-"""Team workspaces: creating one, its Settings and its Members pages."""
+"""Workspaces: yours, a page at a time; creating a team one; its Settings and its Members pages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from secrets_app import errors, permissions
 from secrets_app.forms import MemberAddForm, MemberRoleForm, WorkspaceCreateForm, WorkspaceSettingsForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
-from secrets_app.selectors.workspaces import members_of, workspace_for
+from secrets_app.selectors.pagination import paginate
+from secrets_app.selectors.workspaces import members_of, workspace_for, workspaces_for
 from secrets_app.services.workspaces import (
     add_member,
     change_member_role,
@@ -21,6 +22,14 @@ from secrets_app.services.workspaces import (
     set_expired_secret_grace,
 )
 from secrets_app.views.base import console_view, developer_context, show_errors
+
+
+@console_view
+@require_http_methods(["GET"])
+def workspace_list(request: HttpRequest) -> HttpResponse:
+    """Every workspace you can see, with your role, personal first, then by name."""
+    page = paginate(workspaces_for(request.user), request.GET.get("page"))
+    return render(request, "developer/workspaces.html", {"page": page, "section": "workspaces"})
 
 
 @console_view
@@ -35,7 +44,8 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Workspace {workspace.name} created; you are its owner.")
             return redirect("secrets", slug=workspace.slug)
-    return render(request, "developer/workspace_new.html", {"form": form, "section": "new-workspace"})
+    context = {"form": form, "section": "new-workspace"}
+    return render(request, "developer/workspace_new.html", context, status=400 if form.errors else 200)
 
 
 @console_view
@@ -84,7 +94,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
         request,
         workspace,
         "members",
-        members=members_of(workspace),
+        members=paginate(members_of(workspace), request.GET.get("page")),
         add_form=add_form,
         role_form=MemberRoleForm(),
     )
