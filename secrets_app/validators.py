@@ -13,6 +13,8 @@ TAG_MAX_LENGTH = 64 + 1 + 128
 WORKFLOW_NAME_MAX_LENGTH = 100
 WORKFLOW_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 TAG_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(:[A-Za-z0-9_.@-]{1,128})?")
+# Workspace slugs: Django's slug characters (SlugField), at most 64.
+SLUG_PATTERN = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 # Different secrets one template (a resolve, a workflow definition) may name.
 TEMPLATE_MAX_NAMES = 1000
 # Tags one secret carries, and tags one request may give: AWS Secrets Manager's limit. Each list of

@@ -238,3 +238,58 @@ def test_the_workflows_page_refuses_json_the_api_refuses_as_a_form_error(alice, 
     assert response.status_code == 400
     assert "Enter a valid JSON" in response.content.decode()
     assert not Workflow.objects.filter(name="from-page").exists()
+
+
+# NUL (which PostgreSQL cannot hold in text) in every kind of path and query parameter: each names
+# nothing, or is a filter's error; none reaches the database (CI runs this on PostgreSQL).
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/v1/workspaces/team/secrets/?q=%00", 200),
+        ("/api/v1/workspaces/team/secrets/?tag=%00", 200),
+        ("/api/v1/workspaces/team/secrets/?unread_days=%00", 400),
+        ("/api/v1/workspaces/team/secrets/A%00/", 404),
+        ("/api/v1/workspaces/team/tags/a%00/grants/", 404),
+        ("/api/v1/workspaces/team/workflows/a%00/", 404),
+        ("/api/v1/workspaces/te%00am/", 404),
+        ("/api/v1/sessions/%00/", 404),
+        ("/api/v1/executions/%00/", 404),
+        ("/api/v1/runner/secrets/A%00/", 404),
+        ("/api/v1/workspaces/?page=%00", 404),
+    ],
+)
+def test_nul_in_an_api_parameter_is_a_clear_answer(alice_api, seeded, path, status):
+    assert alice_api.get(path).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data", "status"),
+    [
+        ("get", "/settings/developer/team/secrets/?q=%00", None, 400),
+        ("get", "/settings/developer/team/secrets/?tag=%00", None, 400),
+        ("get", "/settings/developer/team/activity/?q=%00&action=%00&key=%00", None, 400),
+        ("get", "/settings/developer/team/secrets/A%00/", None, 404),
+        ("get", "/settings/developer/team/workflows/?page=%00", None, 404),
+        ("get", "/settings/developer/?workspace=%00", None, 404),
+        ("get", "/settings/developer/?workspace=te%ED%A0%80am", None, 404),
+        # Back to the Members page, which says there is no such member.
+        ("post", "/settings/developer/team/members/a%00/", {"role": "viewer"}, 302),
+        ("post", "/settings/developer/team/members/a%00/", {"remove": "1"}, 302),
+    ],
+)
+def test_nul_in_a_page_parameter_is_a_clear_answer(alice, seeded, method, path, data, status):
+    from tests.conftest import signed_in_client
+
+    browser = signed_in_client(alice)
+    response = browser.get(path) if method == "get" else browser.post(path, data)
+    assert response.status_code == status
+
+
+def test_launching_into_a_workspace_named_with_nul_is_refused(alice, seeded):
+    from secrets_app.services.runs import register_workflow
+    from tests.conftest import signed_in_client
+
+    register_workflow(actor=alice, workspace=seeded, name="w", definition={})
+    browser = signed_in_client(alice)
+    response = browser.post("/settings/developer/team/workflows/w/launch/", {"workspace": "te\x00am"}, follow=True)
+    assert "Choose a workspace you may launch executions in." in response.content.decode()

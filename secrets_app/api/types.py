@@ -24,6 +24,7 @@ from secrets_app.validators import (
     SECRET_KEY_MAX_LENGTH,
     SECRET_KEY_PATTERN,
     SECRET_MAX_TAGS,
+    SLUG_PATTERN,
     TAG_MAX_LENGTH,
     TAG_PATTERN,
     UNREAD_DAYS_MAX,
@@ -96,7 +97,7 @@ SECRET_KEY_SCHEMA = {"pattern": full_match(SECRET_KEY_PATTERN), "maxLength": SEC
 TAG_SCHEMA = {"pattern": full_match(TAG_PATTERN), "maxLength": TAG_MAX_LENGTH}
 WORKFLOW_NAME_SCHEMA = {"pattern": full_match(WORKFLOW_NAME_PATTERN), "maxLength": WORKFLOW_NAME_MAX_LENGTH}
 SLUG_MAX_LENGTH = Workspace._meta.get_field("slug").max_length
-SLUG_SCHEMA = {"pattern": r"^[-a-zA-Z0-9_]+$", "maxLength": SLUG_MAX_LENGTH}
+SLUG_SCHEMA = {"pattern": full_match(SLUG_PATTERN), "maxLength": SLUG_MAX_LENGTH}
 WORKSPACE_NAME_MAX_LENGTH = Workspace._meta.get_field("name").max_length
 
 SecretKey = Annotated[Text, rule(validate_secret_key), _string(**SECRET_KEY_SCHEMA)]

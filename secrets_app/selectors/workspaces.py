@@ -10,6 +10,7 @@ from secrets_app import permissions
 from secrets_app.errors import WorkspaceNotFound
 from secrets_app.models import Membership, Workspace
 from secrets_app.selectors.pagination import Capped, capped
+from secrets_app.validators import SLUG_PATTERN
 
 # Workspaces a menu (the switcher, "Run in") offers: the first this many, personal first, then by
 # name; the Workspaces page lists them all, a page at a time.
@@ -28,8 +29,9 @@ def workspace_menu(user: Any) -> Capped:
 
 
 def workspace_for(user: Any, slug: str) -> Workspace:
-    """One workspace the user can see, or WorkspaceNotFound (whether or not it exists)."""
-    workspace = workspaces_for(user).filter(slug=slug).first()
+    """One workspace the user can see, or WorkspaceNotFound (whether or not it exists; also for a
+    slug no workspace can have, which is never sent to the database)."""
+    workspace = workspaces_for(user).filter(slug=slug).first() if SLUG_PATTERN.fullmatch(slug) else None
     if workspace is None:
         raise WorkspaceNotFound()
     return workspace

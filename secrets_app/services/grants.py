@@ -17,6 +17,7 @@ from secrets_app.errors import GrantExists, GrantNotFound, GroupNotFound, Invali
 from secrets_app.models import AuditEvent, Tag, TagGroupObjectPermission, TagUserObjectPermission, Workspace
 from secrets_app.permissions import Action
 from secrets_app.services import audit
+from secrets_app.strict_json import text_problem
 from secrets_app.validators import TAG_PATTERN, parse_number, validate_tag_name
 
 User = get_user_model()
@@ -43,11 +44,11 @@ def _tag_grantee(*, username: str, group_name: str) -> Any:
     if bool(username) == bool(group_name):
         raise ValidationError({"grantee": ["Name exactly one grantee: a user or a group."]})
     if username:
-        user = User.objects.filter(username=username, is_active=True).first()
+        user = None if text_problem(username) else User.objects.filter(username=username, is_active=True).first()
         if user is None:
             raise UserNotFound(f"No active user named {username!r}.")
         return user
-    group = Group.objects.filter(name=group_name).first()
+    group = None if text_problem(group_name) else Group.objects.filter(name=group_name).first()
     if group is None:
         raise GroupNotFound(f"No group named {group_name!r}.")
     return group

@@ -23,6 +23,7 @@ from secrets_app.models import AuditEvent, Execution, Membership, Role, Workspac
 from secrets_app.permissions import Action
 from secrets_app.services import audit
 from secrets_app.services.runs import end_runner_sessions
+from secrets_app.strict_json import text_problem
 from secrets_app.validators import validate_expired_secret_grace_days
 
 User = get_user_model()
@@ -142,8 +143,16 @@ def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None
         workspace.delete()
 
 
-def _lock_memberships(workspace: Workspace) -> list[Membership]:
-    return list(Membership.objects.select_for_update(of=("self",)).select_related("user").filter(workspace=workspace))
+def _lock_memberships(workspace: Workspace, username: str) -> list[Membership]:
+    """The workspace's owners and the member named `username`, locked: what a change of that
+    member's role must see to keep an owner (never every member: a team may be large)."""
+    if text_problem(username):  # a name the database cannot hold names no member
+        raise MemberNotFound()
+    return list(
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(Q(role=Role.OWNER) | Q(user__username=username), workspace=workspace)
+    )
 
 
 def _refuse_lock_out(memberships: list[Membership], *, changing: Membership, to_role: Role | None) -> None:
@@ -158,7 +167,7 @@ def add_member(
     """Add an existing user to a team workspace with `role`."""
     role = Role(role)
     permissions.require_membership_change(actor, workspace, from_role=None, to_role=role)
-    user = User.objects.filter(username=username, is_active=True).first()
+    user = None if text_problem(username) else User.objects.filter(username=username, is_active=True).first()
     if user is None:
         raise UserNotFound(f"No active user named {username!r}.")
     try:
@@ -182,7 +191,7 @@ def change_member_role(
     """Give a member another role; a workspace always keeps an owner."""
     role = Role(role)
     with transaction.atomic():
-        memberships = _lock_memberships(workspace)
+        memberships = _lock_memberships(workspace, username)
         membership = next((m for m in memberships if m.user.get_username() == username), None)
         if membership is None:
             raise MemberNotFound()
@@ -206,7 +215,7 @@ def change_member_role(
 def remove_member(*, actor: Any, workspace: Workspace, username: str, ip_address: str | None = None) -> None:
     """Remove a member; a workspace always keeps an owner."""
     with transaction.atomic():
-        memberships = _lock_memberships(workspace)
+        memberships = _lock_memberships(workspace, username)
         membership = next((m for m in memberships if m.user.get_username() == username), None)
         if membership is None:
             raise MemberNotFound()
