@@ -1,5 +1,7 @@
 # Two commands do all set-up on a fresh clone: `make run` and `make test`.
 PYTHON ?= python3
+# `make run PORT=8001` serves on another port.
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-requirements
@@ -19,9 +21,11 @@ env:
 
 run: install env
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-# Production: settings come from the environment (see the README's Deployment section), not .env.
+# Production: settings come from the environment (see the README's Deployment section), never from
+# the .env that `make run` writes: CONSOLE_ENV_FILE is empty unless you name a file of your own.
+serve-prod: export CONSOLE_ENV_FILE ?=
 serve-prod: install
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0

@@ -128,7 +128,7 @@ def fresh_environment(database_url: str, cache_url: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "console.settings",
-        "CONSOLE_ENV_FILE": "/nonexistent/.env",
+        "CONSOLE_ENV_FILE": "",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "SECRETS_ENCRYPTION_KEYS": ring,

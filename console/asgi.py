@@ -27,6 +27,7 @@ from a2wsgi import WSGIMiddleware
 from django.conf import settings
 
 from console.wsgi import application as wsgi_application
+from secrets_app.error_responses import request_too_large_message
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 
@@ -54,12 +55,12 @@ class BufferedRequests:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.max_bytes:
-            await self._refuse(scope, send, 413, "request_too_large", "The request body is too large.")
+            await self._refuse(scope, send, 413, "request_too_large", request_too_large_message())
             return
         try:
             body = await asyncio.wait_for(self._body(receive), self.timeout)
         except _TooLarge:
-            await self._refuse(scope, send, 413, "request_too_large", "The request body is too large.")
+            await self._refuse(scope, send, 413, "request_too_large", request_too_large_message())
             return
         except TimeoutError:
             await self._refuse(
@@ -96,9 +97,15 @@ class BufferedRequests:
             content_type, body = b"application/json", json.dumps({"error": {"code": code, "message": message}})
         else:
             content_type, body = b"text/plain; charset=utf-8", message
-        headers = [(b"content-type", content_type), (b"connection", b"close"), (b"cache-control", b"no-store")]
+        encoded = body.encode()
+        headers = [
+            (b"content-type", content_type),
+            (b"content-length", str(len(encoded)).encode()),
+            (b"connection", b"close"),
+            (b"cache-control", b"no-store"),
+        ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body.encode()})
+        await send({"type": "http.response.body", "body": encoded})
 
 
 application = BufferedRequests(

@@ -1,8 +1,9 @@
 """Settings for Secrets Console, read from the environment through django-environ.
 
 Every variable is listed in the README's configuration table. A local `.env` (written by
-`make`) is read first; variables already set in the process environment win over it. Every value
-is read literally (`console.environment`): no `$NAME` references, and no error quotes a value.
+`make run`) is read first, unless CONSOLE_ENV_FILE says otherwise; variables already set in the
+process environment win over it. Every value is read literally (`console.environment`): no
+`$NAME` references, and no error quotes a value.
 """
 
 import datetime
@@ -16,9 +17,17 @@ from console import environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-ENV_FILE = Path(environment.text("CONSOLE_ENV_FILE", default=str(BASE_DIR / ".env")))
-if ENV_FILE.is_file():
-    environ.Env.read_env(ENV_FILE)
+# The file of variables that `make run` writes for local use; its variables never override the
+# process environment. CONSOLE_ENV_FILE="" reads none (`make serve-prod` sets it: a production
+# server must not quietly take the development keys); a file named there must exist.
+_ENV_FILE = environment.text("CONSOLE_ENV_FILE", default=None)
+if _ENV_FILE is None:
+    if (BASE_DIR / ".env").is_file():
+        environ.Env.read_env(BASE_DIR / ".env")
+elif _ENV_FILE:
+    if not Path(_ENV_FILE).is_file():
+        raise ImproperlyConfigured("CONSOLE_ENV_FILE names a file that does not exist (set it empty to read none).")
+    environ.Env.read_env(Path(_ENV_FILE))
 
 DEBUG = environment.flag("DEBUG", False)
 

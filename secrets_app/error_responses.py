@@ -34,6 +34,11 @@ class BadRequest(errors.ConsoleError):
         return {"fields": self.fields} if self.fields else {}
 
 
+def request_too_large_message() -> str:
+    """What a body over DATA_UPLOAD_MAX_MEMORY_SIZE is told, by the server's buffer and by Django."""
+    return f"The request body is over the {settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024} KiB limit, so it was refused."
+
+
 def status_of(error: errors.ConsoleError) -> int:
     """The HTTP status of a domain error: its nearest class in ERROR_STATUS, else 400."""
     if isinstance(error, BadRequest):

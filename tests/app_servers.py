@@ -56,7 +56,7 @@ def production_env(*, database_url: str, cache_url: str, workers: int) -> dict[s
     return {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
-        "CONSOLE_ENV_FILE": "/nonexistent/.env",
+        "CONSOLE_ENV_FILE": "",
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "SECRETS_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),

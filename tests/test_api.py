@@ -399,9 +399,11 @@ def test_tags_can_be_added_and_removed(alice_api, alice):
     assert ("secret.tagged", {"tag": "env:prod"}) in actions
 
 
-def test_removing_a_tag_the_secret_lacks_is_400(alice_api, alice):
+def test_removing_a_tag_the_secret_lacks_is_404(alice_api, alice):
     create_secret(actor=alice, workspace=alice.personal_workspace, key="K", value="v")
-    assert error_of(alice_api.delete(secrets_url("alice", "K") + "tags/absent/")) == (400, "invalid_input")
+    response = alice_api.delete(secrets_url("alice", "K") + "tags/absent/")
+    assert error_of(response) == (404, "tag_not_found")
+    assert response.json()["error"]["message"] == "K has no tag 'absent'."
 
 
 def test_invalid_tag_is_400_and_nothing_is_tagged(alice_api, alice):

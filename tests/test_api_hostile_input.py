@@ -47,8 +47,8 @@ def test_a_nul_in_a_name_in_the_path_names_nothing(alice_api, seeded, method, pa
 
 def test_removing_a_tag_whose_name_holds_a_nul_says_the_secret_has_no_such_tag(alice_api, seeded):
     response = alice_api.delete("/api/v1/workspaces/team/secrets/API_KEY/tags/env%00/")
-    assert error_of(response) == (400, "invalid_input")
-    assert "The secret has no tag 'env\\x00'." in response.json()["error"]["fields"]["tags"]
+    assert error_of(response) == (404, "tag_not_found")
+    assert response.json()["error"]["message"] == "API_KEY has no tag 'env\\x00'."
 
 
 @pytest.mark.parametrize("query", ["q=API%00", "tag=env%00"])

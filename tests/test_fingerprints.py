@@ -162,14 +162,17 @@ def test_the_migration_fingerprints_values_stored_before_it(alice, team):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_client_finds_a_value_and_sees_the_same_value_flags(live_server, settings, alice, twins):
-    from secrets_app.client import ClientError, ConsoleClient
+    from secrets_app.client import ClientError, ConsoleClient, NotFound, WorkspaceNotFound
     from tests.conftest import PASSWORD
 
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     console = ConsoleClient(live_server.url)
     console.login("alice", PASSWORD)
-    assert console.find_value("team", SHARED) == ["DB_PASSWORD", "PG_PASS"]
-    assert console.find_value("team", "not stored") == []
+    assert console.find_value("team", SHARED) == {"workspace": "team", "keys": ["DB_PASSWORD", "PG_PASS"], "count": 2}
+    assert console.find_value("team", "not stored") == {"workspace": "team", "keys": [], "count": 0}
+    with pytest.raises(WorkspaceNotFound) as missing:
+        console.find_value("nosuch", SHARED)
+    assert isinstance(missing.value, NotFound) and missing.value.code == "workspace_not_found"
     listed = {s["key"]: s["same_value_as"] for s in console.list_secrets("team")["secrets"]}
     assert listed["DB_PASSWORD"] == ["PG_PASS"]
     with pytest.raises(ClientError) as refused:

@@ -19,7 +19,7 @@ FINGERPRINT_KEY = "f" * 40
 
 def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     """Run manage.py in a clean environment holding only `env` (and no .env file)."""
-    environment = {"PATH": os.environ["PATH"], "CONSOLE_ENV_FILE": "/nonexistent/.env", **env}
+    environment = {"PATH": os.environ["PATH"], "CONSOLE_ENV_FILE": "", **env}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120
     )
@@ -141,7 +141,7 @@ def test_whitenoise_serves_hashed_static_files_with_debug_off(tmp_path):
         cwd=ROOT,
         env={
             "PATH": os.environ["PATH"],
-            "CONSOLE_ENV_FILE": "/nonexistent",
+            "CONSOLE_ENV_FILE": "",
             "DJANGO_SETTINGS_MODULE": "console.settings",
             **env,
         },
@@ -232,3 +232,31 @@ def test_a_value_that_cannot_be_read_stops_start_up_without_printing_it(variable
     assert result.returncode != 0
     assert variable in result.stderr
     assert "Passw0rd-in-url" not in result.stderr + result.stdout
+
+
+def test_an_env_file_is_read_only_where_named_and_must_exist(tmp_path):
+    env_file = tmp_path / "console.env"
+    env_file.write_text(f"AUDIT_HMAC_KEY={AUDIT_KEY}\n")
+    without_audit_key = {name: value for name, value in BASE.items() if name != "AUDIT_HMAC_KEY"}
+    assert run_manage("check", **without_audit_key, CONSOLE_ENV_FILE=str(env_file)).returncode == 0
+    # Empty (what `make serve-prod` sets): no file at all, so the missing key stops start-up.
+    empty = run_manage("check", **without_audit_key, CONSOLE_ENV_FILE="")
+    assert empty.returncode != 0 and "Set the AUDIT_HMAC_KEY environment variable" in empty.stderr
+    missing = run_manage("check", **BASE, CONSOLE_ENV_FILE=str(tmp_path / "nowhere.env"))
+    assert missing.returncode != 0 and "CONSOLE_ENV_FILE names a file that does not exist" in missing.stderr
+    assert str(tmp_path) not in missing.stderr
+
+
+def test_make_serve_prod_never_reads_the_development_env_file(tmp_path):
+    # serve-prod's first command, with a stand-in python that prints what it was given and stops.
+    (tmp_path / "python").write_text('#!/bin/sh\necho "CONSOLE_ENV_FILE=[${CONSOLE_ENV_FILE-unset}]"\nexit 3\n')
+    (tmp_path / "python").chmod(0o755)
+    result = subprocess.run(
+        ["make", "serve-prod", f"BIN={tmp_path}", "INSTALLED=Makefile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert "CONSOLE_ENV_FILE=[]" in result.stdout, result.stdout + result.stderr

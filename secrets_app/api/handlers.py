@@ -16,6 +16,7 @@ from secrets_app.error_responses import (
     error_response,
     invalid_input_response,
     not_signed_in_response,
+    request_too_large_message,
     validation_error_response,
 )
 from secrets_app.errors import ConsoleError
@@ -77,7 +78,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(AuthenticationError, lambda request, error: not_signed_in_response(request))
     api.add_exception_handler(
         RequestDataTooBig,
-        lambda request, error: error_response(413, "request_too_large", "The request body is too large."),
+        lambda request, error: error_response(413, "request_too_large", request_too_large_message()),
     )
     api.add_exception_handler(
         DecryptionFailed,

@@ -35,11 +35,13 @@ from secrets_app.client.errors import (
     AccessDenied,
     ClientError,
     NotConfigured,
+    NotFound,
     SecretExpired,
     SecretNotFound,
     ServerError,
     SessionExpired,
     WorkspaceMismatch,
+    WorkspaceNotFound,
 )
 from secrets_app.placeholders import placeholders_in, substitute
 from secrets_app.redaction import SecretMaskingFilter, install_log_masking, mask, redaction_forms, remember
@@ -49,12 +51,14 @@ __all__ = [
     "ClientError",
     "ConsoleClient",
     "NotConfigured",
+    "NotFound",
     "SecretExpired",
     "SecretMaskingFilter",
     "SecretNotFound",
     "ServerError",
     "SessionExpired",
     "WorkspaceMismatch",
+    "WorkspaceNotFound",
     "get_secret",
     "install_log_masking",
     "login_file",

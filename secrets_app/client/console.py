@@ -138,11 +138,12 @@ class ConsoleClient:
         path = f"/api/v1/workspaces/{_quote(workspace)}/secrets/import/"
         return self._request("POST", path, {"dotenv": text, "tags": tags or [], "dry_run": dry_run}, unsafe=True)
 
-    def find_value(self, workspace: str, value: str) -> list[str]:
-        """Workspace owners and admins: the keys of `workspace`'s secrets that hold `value` (the
-        search is audited; only key names come back)."""
+    def find_value(self, workspace: str, value: str) -> dict[str, Any]:
+        """Workspace owners and admins: which of `workspace`'s secrets hold `value`, as
+        `{"workspace", "keys": [the first 100 by key], "count": how many}` (the search is audited
+        and rate-limited; only key names come back)."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/value-lookup/"
-        return self._request("POST", path, {"value": value}, unsafe=True)["keys"]
+        return self._request("POST", path, {"value": value}, unsafe=True)
 
     def list_secrets(self, workspace: str, page: int = 1, unread_days: int | None = None) -> dict[str, Any]:
         """One page (50) of the metadata of the secrets you may see in `workspace` (with

@@ -22,8 +22,16 @@ class NotConfigured(ClientError):
     """No console address or session: set CONSOLE_URL and CONSOLE_SESSION, or log in."""
 
 
-class SecretNotFound(ClientError):
+class NotFound(ClientError):
+    """What was asked for does not exist, or this session may not see it (the console does not say which)."""
+
+
+class SecretNotFound(NotFound):
     """No such secret where this session looks (or one it may not see)."""
+
+
+class WorkspaceNotFound(NotFound):
+    """No such workspace (or one this session's user is not in)."""
 
 
 class AccessDenied(ClientError):
@@ -48,7 +56,7 @@ class ServerError(ClientError):
 
 _ERRORS_BY_CODE: dict[str, type[ClientError]] = {
     "secret_not_found": SecretNotFound,
-    "workspace_not_found": SecretNotFound,
+    "workspace_not_found": WorkspaceNotFound,
     "unknown_secrets": SecretNotFound,
     "permission_denied": AccessDenied,
     "secrets_refused": AccessDenied,
@@ -69,5 +77,7 @@ def error_from(status: int, body: bytes) -> ClientError:
         details = {name: value for name, value in error.items() if name not in ("code", "message")}
     except (ValueError, KeyError, TypeError, AttributeError):
         code, message, details = "error", f"The console answered HTTP {status}.", {}
-    error_type = _ERRORS_BY_CODE.get(code) or (ServerError if status >= 500 else ClientError)
+    error_type = _ERRORS_BY_CODE.get(code) or (
+        ServerError if status >= 500 else NotFound if status == 404 else ClientError
+    )
     return error_type(message, code=code, status=status, details=details)

@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_variables
 from django_ratelimit.core import get_usage
 
 from secrets_app import crypto, permissions
-from secrets_app.errors import SecretAlreadyExists, SecretNotFound, TooManyLookups
+from secrets_app.errors import SecretAlreadyExists, SecretNotFound, TagNotFound, TooManyLookups
 from secrets_app.models import AuditEvent, Secret, SecretTag, Tag, Workspace
 from secrets_app.permissions import Action
 from secrets_app.selectors.grants import tag_names_with_grants
@@ -27,6 +27,7 @@ from secrets_app.selectors.secrets import keys_holding_fingerprint
 from secrets_app.services import audit
 from secrets_app.validators import (
     TAG_PATTERN,
+    printable_key,
     validate_secret_expiry,
     validate_secret_key,
     validate_secret_value,
@@ -352,7 +353,7 @@ def untag_secret(*, actor: Any, secret: Secret, tag_name: str, ip_address: str |
         if TAG_PATTERN.fullmatch(tag_name):  # a malformed name is on no secret (and may hold NUL)
             removed, _ = SecretTag.objects.filter(secret=secret, tag__name=tag_name).delete()
         if not removed:
-            raise ValidationError({"tags": [f"The secret has no tag {tag_name!r}."]})
+            raise TagNotFound(f"{secret.key} has no tag '{printable_key(tag_name)}'.")
         audit.record_event(
             action=AuditEvent.Action.SECRET_UNTAGGED,
             actor=actor,

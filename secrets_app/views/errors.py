@@ -15,7 +15,12 @@ from django.template import loader
 from django.utils.log import log_response
 
 from secrets_app import errors
-from secrets_app.error_responses import console_error_response, error_response, not_found_response
+from secrets_app.error_responses import (
+    console_error_response,
+    error_response,
+    not_found_response,
+    request_too_large_message,
+)
 from secrets_app.http import is_api_request
 from secrets_app.views.base import ForbiddenPage, NotFoundPage
 
@@ -46,8 +51,7 @@ RUNNER_SESSION_SCOPE_MESSAGE = (
 
 
 def request_too_large(request: HttpRequest) -> HttpResponse:
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
-    message = f"The request is larger than {limit} KiB, so it was refused before it was read."
+    message = request_too_large_message()
     if is_api_request(request):
         return error_response(413, "request_too_large", message)
     return render(request, "413.html", {"message": message}, status=413)

@@ -189,8 +189,8 @@ def secret_tag_remove(request: HttpRequest, slug: str, key: str, tag: str) -> Ht
     secret = secret_for(request.user, workspace, key)
     try:
         untag_secret(actor=request.user, secret=secret, tag_name=tag, ip_address=client_ip(request))
-    except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+    except errors.TagNotFound as error:
+        messages.error(request, error.message)
     else:
         messages.success(request, f"Removed tag {tag} from {secret.key}.")
     return redirect("secret-detail", slug=workspace.slug, key=secret.key)
