@@ -83,6 +83,8 @@ MIDDLEWARE = [
     # Before anything reads a body (CSRF reads a form's, the view the rest), after those that add
     # headers to every answer: a body over the limit is refused by its declared size.
     "secrets_app.middleware.RequestSizeLimitMiddleware",
+    # Innermost, so that it sees a view's exception first: a domain refusal is its page, never a 500.
+    "secrets_app.middleware.ConsoleErrorPagesMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout answer.
     "axes.middleware.AxesMiddleware",
 ]

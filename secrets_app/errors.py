@@ -2,7 +2,7 @@
 
 Each carries a stable `code` for the JSON API; views and the API turn them into a message
 and a status in one place (`error_responses.ERROR_STATUS`); pages show a 404 or 403 page for
-the not-found and access-denied kinds (`views.base.domain_errors_as_http`).
+the not-found and access-denied kinds (`middleware.ConsoleErrorPagesMiddleware`).
 """
 
 from typing import Any

@@ -8,10 +8,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, cc_delim_re
 
-from secrets_app import permissions
+from secrets_app import errors, permissions
+from secrets_app.http import is_api_request
 from secrets_app.selectors.runner import RUNNER_EXECUTION
 from secrets_app.services.sessions import record_session_seen
-from secrets_app.views.errors import request_too_large, runner_session_refused
+from secrets_app.views.errors import console_error_page, request_too_large, runner_session_refused
 
 
 class NoStoreMiddleware:
@@ -49,6 +50,23 @@ class RequestSizeLimitMiddleware:
         if declared.isdigit() and int(declared) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return request_too_large(request)
         return self.get_response(request)
+
+
+class ConsoleErrorPagesMiddleware:
+    """A refusal of the domain (`errors.ConsoleError`) that reaches no handler is the page of its
+    status, with its message (`views.errors.console_error_page`): for every page, the admin and
+    any view added later, never a 500. The API answers its own (`api.handlers`)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, errors.ConsoleError) and not is_api_request(request):
+            return console_error_page(request, exception)
+        return None
 
 
 class RunnerSessionScopeMiddleware:

@@ -269,3 +269,40 @@ def test_the_tag_filter_offers_100_tags_and_keeps_one_beyond_them(alice, team):
     assert '<option value="t101" selected>' in menu and "2 more" in menu
     # Each tag in the list filters by itself.
     assert 'href="?tag=t101"' in page
+
+
+# A page number that names no page is a 404 on every list, never a 500 (the account page's
+# sessions once answered 500: its view did not turn the refusal into a page).
+@pytest.mark.parametrize("number", ["0", "-1", "+1", "1e3", "abc", "%00", "%ff", "99999999999999999999", "%D9%A3"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "/settings/account/?page=",
+        "/settings/workspaces/?page=",
+        "/settings/developer/team/secrets/?page=",
+        "/settings/developer/team/workflows/?page=",
+        "/settings/developer/team/executions/?page=",
+        "/settings/developer/team/activity/?page=",
+        "/settings/developer/team/members/?page=",
+        "/settings/developer/team/access/?grants_page=",
+        "/settings/developer/team/access/?tags_page=",
+    ],
+)
+def test_a_page_that_is_not_there_is_a_404_page(alice, team, address, number):
+    response = signed_in_client(alice).get(address + number)
+    assert response.status_code == 404
+    assert "There is no page" in response.content.decode()
+
+
+def test_a_refusal_no_view_handles_is_its_own_page(alice, team, monkeypatch):
+    """Any domain refusal a page lets through is shown with its status and message."""
+    from secrets_app import errors
+    from secrets_app.views import secrets as secret_views
+
+    def refuse(*args, **kwargs):
+        raise errors.TooManyLookups("Too many lookups for now.", retry_after_seconds=60)
+
+    monkeypatch.setattr(secret_views, "secrets_visible_to", refuse)
+    response = signed_in_client(alice).get("/settings/developer/team/secrets/")
+    assert response.status_code == 429 and response["Retry-After"] == "60"
+    assert "Too many lookups for now." in response.content.decode()

@@ -3,7 +3,6 @@ service's refusal shown on its form, and the Developer Settings context."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -27,23 +26,10 @@ class ForbiddenPage(PermissionDenied):
     """A 403 whose message is the console's own, for the page to show; any other is shown without."""
 
 
-def domain_errors_as_http(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Unknown or hidden things are 404 pages; forbidden actions are 403 pages."""
-
-    @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except errors.NotFound as error:
-            raise NotFoundPage(error.message) from None
-        except errors.AccessDenied as error:
-            raise ForbiddenPage(error.message) from None
-
-    return wrapper
-
-
 def console_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    return login_required(domain_errors_as_http(view))
+    """A page for signed-in users. Its domain refusals become their pages (unknown or hidden
+    things 404, forbidden actions 403) in `middleware.ConsoleErrorPagesMiddleware`, for every view."""
+    return login_required(view)
 
 
 def show_errors(form: django_forms.Form, error: ValidationError | errors.ConsoleError) -> None:

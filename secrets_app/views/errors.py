@@ -20,6 +20,7 @@ from secrets_app.error_responses import (
     error_response,
     not_found_response,
     request_too_large_message,
+    status_of,
 )
 from secrets_app.http import is_api_request
 from secrets_app.views.base import ForbiddenPage, NotFoundPage
@@ -48,6 +49,19 @@ RUNNER_SESSION_SCOPE_MESSAGE = (
     "A runner session may only read secrets (GET /api/v1/runner/secrets/<key>/, POST /api/v1/runner/resolve/) "
     "and see or finish its own execution; sign in as a user for everything else."
 )
+
+
+def console_error_page(request: HttpRequest, error: errors.ConsoleError) -> HttpResponse:
+    """The page of a domain refusal: 404 and 403 as Django's own, any other with its status and
+    message (and `Retry-After` for a rate limit)."""
+    if isinstance(error, errors.NotFound):
+        return page_not_found(request, NotFoundPage(error.message))
+    if isinstance(error, errors.AccessDenied):
+        return permission_denied(request, ForbiddenPage(error.message))
+    response = render(request, "refused.html", {"message": error.message}, status=status_of(error))
+    if isinstance(error, errors.RateLimited):
+        response["Retry-After"] = str(error.retry_after_seconds)
+    return response
 
 
 def request_too_large(request: HttpRequest) -> HttpResponse:
