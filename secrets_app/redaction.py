@@ -15,7 +15,7 @@ import re
 import shlex
 import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 
@@ -43,34 +43,66 @@ MIN_MASKED_FORM_LENGTH = 4
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def redaction_forms(*values: str) -> list[str]:
-    """The forms in which any of `values` may appear in a log, de-duplicated, longest first."""
-    forms: set[str] = set()
-    for value in values:
-        if value.strip():
-            forms.add(value)
-            forms.update(form for form in _forms_of(value) if len(form.strip()) >= MIN_MASKED_FORM_LENGTH)
+# The forms of one answer take at most this many characters as JSON (the values themselves always
+# come first and are never left out). A 64 KiB JSON secret of thousands of short leaves has more
+# forms than that: its own forms come first, then its leaves', until the budget is spent.
+REDACT_MAX_CHARS = 512 * 1024
+# Less than this left of the budget is a full budget: nothing more is computed.
+_FULL = 64
+
+
+def redaction_forms(*values: str, max_chars: int = REDACT_MAX_CHARS) -> list[str]:
+    """The forms in which any of `values` may appear in a log, de-duplicated, longest first.
+
+    Each value itself is always a form. Then, while the forms take fewer than `max_chars`
+    characters as JSON strings: each value's own forms (lines, encodings, escapes), then the forms
+    of its JSON leaves, nested leaves last; a form too big for what is left is passed over. So the
+    list, and the work to build it, is bounded whatever the values hold; what does not fit is not
+    masked.
+    """
+    forms: list[str] = []
+    seen: set[str] = set()
+    spent = 0
+    for form in _forms_by_priority([value for value in values if value.strip()]):
+        if form in seen or (form not in values and len(form.strip()) < MIN_MASKED_FORM_LENGTH):
+            continue
+        cost = len(json.dumps(form))
+        if spent + cost > max_chars and form not in values:
+            if max_chars - spent < _FULL:
+                break
+            continue  # too big for what is left; a smaller form may still fit
+        seen.add(form)
+        forms.append(form)
+        spent += cost
     return sorted(forms, key=_longest_first)
+
+
+def _forms_by_priority(values: list[str]) -> Iterator[str]:
+    """The values, then each one's own forms, then, level by level, the forms of their JSON leaves."""
+    yield from values
+    level = values
+    while level:
+        for value in level:
+            yield from _own_forms(value)
+        level = [leaf for value in level for leaf in _json_leaves(value)]
 
 
 def _longest_first(form: str) -> tuple[int, str]:
     return -len(form), form
 
 
-def _forms_of(value: str) -> set[str]:
-    """Every form of one value, however short: as is, line by line, encoded, and its JSON leaves."""
-    forms = {value}
+def _own_forms(value: str) -> list[str]:
+    """Every form of one value but its JSON leaves', however short: as is, line by line, encoded, escaped."""
+    forms = [value]
     for line in _LINE_BREAK.split(value):
-        forms.update((line, line.strip()))
+        forms += [line, line.strip()]
     # surrogatepass: an environment variable may hold any code point, and this must never raise.
     encoded = value.encode("utf-8", "surrogatepass")
     for base64_text in (base64.b64encode(encoded), base64.urlsafe_b64encode(encoded)):
-        forms.update((base64_text.decode("ascii"), base64_text.decode("ascii").rstrip("=")))
-    forms.add(urllib.parse.quote(value, safe="", errors="surrogatepass"))
-    forms.add(urllib.parse.quote_plus(value, safe="", errors="surrogatepass"))
-    forms.update(_escaped_forms(value, encoded))
-    for leaf in _json_leaves(value):
-        forms.update(_forms_of(leaf))
+        forms += [base64_text.decode("ascii"), base64_text.decode("ascii").rstrip("=")]
+    forms.append(urllib.parse.quote(value, safe="", errors="surrogatepass"))
+    forms.append(urllib.parse.quote_plus(value, safe="", errors="surrogatepass"))
+    forms += sorted(_escaped_forms(value, encoded))
     return forms
 
 
@@ -104,7 +136,8 @@ def _json_leaves(value: str) -> list[str]:
         document = json.loads(value)
     except (ValueError, RecursionError):
         return []
-    return json_strings(document) if isinstance(document, (dict, list)) else []
+    # In document order, so that what a budget leaves out is the end of a long document.
+    return json_strings(document)[::-1] if isinstance(document, (dict, list)) else []
 
 
 class MaskedForms:

@@ -139,3 +139,52 @@ def test_the_compiled_query_cache_does_not_grow_with_the_number_of_keys(alice, a
     assert alice_api.get("/api/v1/runner/secrets/K0001/").status_code == 200
     shapes = runner_selectors._runner_read_query._compiled
     assert len(shapes) <= 11 + 1  # one per power of two up to 1,024 for templates; one for a single read
+
+
+# The forms to mask are bounded too: a JSON secret of thousands of short leaves has far more forms
+# than its own size (3.7 MB for one 64 KiB value before the budget).
+
+
+def leafy_value(seed: int) -> str:
+    leaves, size = [], 2
+    while size < 60 * 1024:
+        leaf = f"é'/{seed}-{len(leaves):05}"
+        leaves.append(leaf)
+        size += len(json.dumps(leaf, ensure_ascii=False).encode()) + 2
+    return json.dumps(leaves, ensure_ascii=False)
+
+
+def test_the_forms_of_a_value_of_thousands_of_leaves_stay_within_their_budget(alice, alice_api):
+    from secrets_app.redaction import REDACT_MAX_CHARS, redaction_forms
+
+    value = leafy_value(0)
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="LEAFY", value=value)
+    answer = alice_api.get("/api/v1/runner/secrets/LEAFY/")
+    assert answer.status_code == 200
+    redact = answer.json()["redact"]
+    assert sum(len(json.dumps(form)) for form in redact) <= REDACT_MAX_CHARS
+    # The value, its own forms (here its base64) and the first of its leaves are all masked.
+    assert value in redact and redaction_forms(value)[0] == max(redact, key=len)
+    assert "é'/0-00000" in redact
+    assert len(answer.content) < len(json.dumps(value)) + REDACT_MAX_CHARS + 1024
+
+
+def test_a_resolve_of_leafy_values_answers_within_the_document_and_form_limits(alice, alice_api):
+    from secrets_app.redaction import REDACT_MAX_CHARS
+
+    for n in range(8):
+        create_secret(actor=alice, workspace=alice.personal_workspace, key=f"AMP{n}", value=leafy_value(n))
+    template = {f"k{n}": f"${{workflow.secrets.AMP{n}}}" for n in range(8)}
+    answer = alice_api.post("/api/v1/runner/resolve/", template)
+    assert answer.status_code == 200
+    # Eight values of 60 KiB (their JSON escapes included) and at most 512 KiB of forms: 21.7 MB before.
+    assert len(answer.content) < TEMPLATE_MAX_BYTES + REDACT_MAX_CHARS + 4096
+    assert all(answer.json()["document"][f"k{n}"] in answer.json()["redact"] for n in range(8))
+
+
+def test_a_document_naming_no_secret_must_fit_too(alice_api):
+    # 900 KB as sent; 1.2 MB as the answer writes it.
+    answer = alice_api.post("/api/v1/runner/resolve/", raw=json.dumps([{}] * 300_000, separators=(",", ":")))
+    assert error_of(answer) == (413, "resolved_too_large")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.SECRET_READ_DENIED).exists()
+    assert alice_api.post("/api/v1/runner/resolve/", [{}] * 1000).json()["document"] == [{}] * 1000

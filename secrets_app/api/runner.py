@@ -19,7 +19,10 @@ from secrets_app.services.runner import read_secrets_for_runner
 
 router = Router(tags=["runner"])
 
-REDACT_DESCRIPTION = "The forms the value(s) may take in logs, longest first: mask each of them."
+REDACT_DESCRIPTION = (
+    "The forms the value(s) may take in logs, longest first: mask each of them. At most 512 KiB of them (as JSON): "
+    "each value, then its own forms, then its JSON leaves' forms."
+)
 
 
 class Ping(Schema):
@@ -87,9 +90,5 @@ def read_secret(request: HttpRequest, key: PathSecretKey) -> JsonResponse:
 def resolve(request: HttpRequest, template: TemplateDocument = JsonBody(...)) -> dict[str, Any]:
     planned = Template.of(template)
     names = planned.names
-    values = (
-        read_secrets_for_runner(context=request.auth, keys=names, ip_address=client_ip(request), template=planned)
-        if names
-        else {}
-    )
+    values = read_secrets_for_runner(context=request.auth, keys=names, ip_address=client_ip(request), template=planned)
     return {"document": substitute(template, values), "secrets": names, "redact": redaction_forms(*values.values())}

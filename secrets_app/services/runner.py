@@ -76,7 +76,12 @@ def read_secrets_for_runner(
     read), written before any value is returned: if that write fails, this raises and no value
     leaves (Vault's rule). Raises the refusal: SecretNotFound, AccessDenied (SecretExpired,
     WorkspaceMismatch), RunnerSessionEnded, SecretsRefused, TooManyPlaceholders, ResolvedTooLarge.
+    A template that names no secret reads nothing and is not audited; it too must fit.
     """
+    if template is not None and not keys:
+        if template.size > TEMPLATE_MAX_BYTES:
+            raise ResolvedTooLarge(TEMPLATE_MAX_BYTES)
+        return {}
     if len(keys) > TEMPLATE_MAX_NAMES:
         _record_refusal(context, dict.fromkeys(keys, "too_many_placeholders"), ip_address=ip_address)
         raise TooManyPlaceholders(len(keys), TEMPLATE_MAX_NAMES)
