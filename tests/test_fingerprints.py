@@ -215,3 +215,20 @@ def test_the_rate_comes_from_the_environment_and_is_checked_at_start_up():
 
     result = run_manage("check", **{**BASE, "VALUE_LOOKUP_RATE": "lots"})
     assert result.returncode != 0 and "VALUE_LOOKUP_RATE must be a rate such as 10/h" in result.stderr
+
+
+def test_only_those_who_may_look_values_up_see_the_same_value_flags(alice, alice_api, bob, bob_api, twins, add_member):
+    """A member who may add secrets cannot use a probe secret's flags as a lookup: it would have
+    neither the lookup's role nor its rate limit."""
+    add_member(bob, Role.MEMBER)
+    probe = bob_api.post("/api/v1/workspaces/team/secrets/", {"key": "PROBE", "value": SHARED})
+    assert probe.status_code == 201
+    assert (probe.json()["same_value_as"], probe.json()["same_value_count"]) == ([], 0)
+    listed = {
+        s["key"]: s["same_value_count"] for s in bob_api.get("/api/v1/workspaces/team/secrets/").json()["secrets"]
+    }
+    assert set(listed.values()) == {0}
+    assert "same value as" not in secrets_page(signed_in_client(bob))
+    # The owner, who may look values up, sees them all.
+    owner_view = alice_api.get("/api/v1/workspaces/team/secrets/PROBE/").json()
+    assert owner_view["same_value_as"] == ["DB_PASSWORD", "PG_PASS"] and owner_view["same_value_count"] == 2

@@ -74,9 +74,12 @@ def with_same_value_keys(user: Any, workspace: Workspace, secrets: Any) -> list[
     secrets of the workspace that `user` may see and that hold the same value (by fingerprint);
     `same_value_count`, how many there are in all; and `same_value_unlisted`, how many of them are
     not listed. One query, of at most SAME_VALUE_LISTED + 1 rows per secret, however many secrets
-    share a value."""
+    share a value. Empty for whoever may not look values up (`Action.FIND_SECRETS_BY_VALUE`)."""
     secrets = list(secrets)
-    fingerprints = {secret.fingerprint for secret in secrets if secret.fingerprint}
+    # Only for those who may look a value up: for anyone who may add secrets, a probe secret's
+    # flags would answer "is this value stored here?" without the lookup's role or its rate limit.
+    may_compare = permissions.can(user, Action.FIND_SECRETS_BY_VALUE, workspace)
+    fingerprints = {secret.fingerprint for secret in secrets if secret.fingerprint} if may_compare else set()
     holders: dict[str, list[tuple[str, Any]]] = {}
     totals: dict[str, int] = {}
     if fingerprints:
