@@ -255,8 +255,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # A file uploaded to a form is kept in memory (it is at most 256 KiB, under the limit above).
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
-# Seconds a client has to send a request's body, under `make serve-prod` (console/asgi.py).
+# Under `make serve-prod` (console/worker.py and console/asgi.py): seconds a client has to send a
+# request's headers (from connecting, or from the end of its previous answer), then its body, and
+# to take each part of an answer; a client slower than that is disconnected.
+REQUEST_HEADER_TIMEOUT_SECONDS = environment.number("REQUEST_HEADER_TIMEOUT_SECONDS", 10)
 REQUEST_BODY_TIMEOUT_SECONDS = environment.number("REQUEST_BODY_TIMEOUT_SECONDS", 10)
+RESPONSE_SEND_TIMEOUT_SECONDS = environment.number("RESPONSE_SEND_TIMEOUT_SECONDS", 30)
 
 DEFAULT_EXCEPTION_REPORTER_FILTER = "secrets_app.reporting.AlwaysSafeExceptionReporterFilter"
 # Error reports by e-mail: ADMINS is a comma-separated list of addresses.

@@ -84,7 +84,7 @@ class AppServer:
     def __init__(self, env: dict[str, str]) -> None:
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
-        self.port = port
+        self.port, self.env = port, env
         handle, name = tempfile.mkstemp(prefix="app-server-", suffix=".log")
         self.log_path = Path(name)
         with os.fdopen(handle, "w") as log:

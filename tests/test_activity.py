@@ -451,6 +451,20 @@ def test_the_page_costs_a_fixed_number_of_queries(alice, owner, team, events, dj
 def test_an_export_costs_a_fixed_number_of_queries(alice, owner, team, events, django_assert_max_num_queries):
     import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(events)])
     owner.get(activity())
-    with django_assert_max_num_queries(4):
+    # The session, the user, the count (against the export limit), the audit event, the events.
+    with django_assert_max_num_queries(5):
         lines = json_lines(owner.get(export("jsonl", query="action=secret.created")))
     assert len(lines) == events
+
+
+def test_an_export_over_the_limit_asks_for_less_and_exports_nothing(alice, owner, team, monkeypatch):
+    from secrets_app.views import activity as activity_views
+
+    monkeypatch.setattr(activity_views, "EXPORT_MAX_EVENTS", 100)
+    import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(100)])
+    response = owner.get(export("csv"))
+    assert response.status_code == 400
+    assert "This export would hold 101 events; one export holds at most 100." in text_of(response)
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
+    # Narrowed to one action, it fits.
+    assert owner.get(export("csv", query="action=secret.created")).status_code == 200

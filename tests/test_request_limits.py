@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
 
-from tests.app_servers import AppServer, manage, production_env
+from tests.app_servers import MANAGE, ROOT, AppServer, manage, production_env
 
 THIRTY_MB = 30 * 1024 * 1024
 
@@ -101,14 +102,40 @@ def server():
             "DEBUG": "true",  # allows the local cache: these tests need no service
             "CACHE_URL": "locmemcache://",
             "REQUEST_BODY_TIMEOUT_SECONDS": "2",
+            "REQUEST_HEADER_TIMEOUT_SECONDS": "2",
+            "RESPONSE_SEND_TIMEOUT_SECONDS": "3",
+            "GUNICORN_WORKER_CONNECTIONS": "60",
         }
         manage(env, "migrate", "--noinput", "-v0")
+        env["SESSION"] = seed(env)
         app = AppServer(env)
         try:
             app.wait_ready()
             yield app
         finally:
             app.stop()
+
+
+SEED = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from secrets_app.services.secrets import import_secrets
+alice = get_user_model().objects.create_user("alice", password="unused-Passw0rd!")
+for batch in range(12):
+    entries = [(f"K{batch}_{n:04}", "v", []) for n in range(2000)]
+    import_secrets(actor=alice, workspace=alice.personal_workspace, entries=entries)
+browser = Client()
+browser.force_login(alice)
+print(browser.cookies["sessionid"].value)
+"""
+
+
+def seed(env: dict[str, str]) -> str:
+    """alice, with 24,000 secrets (and as many audit events) in her personal workspace; her session."""
+    result = subprocess.run(
+        [*MANAGE, "shell", "-c", SEED], cwd=ROOT, env=env, check=True, timeout=300, capture_output=True, text=True
+    )
+    return result.stdout.split()[-1]
 
 
 def slow_client(port: int, first: bytes, stop: threading.Event) -> None:
@@ -174,3 +201,78 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_sent(server):
     assert answer.startswith("HTTP/1.1 413")
     # The server's buffer says what Django would.
     assert answer.endswith("\r\n\r\nThe request body is over the 1024 KiB limit, so it was refused.")
+
+
+def test_headers_that_do_not_arrive_in_time_are_a_408_and_the_connection_closes(server):
+    """A client that sends a header line now and then is cut off at the deadline with a 408; one
+    that sends nothing is closed then."""
+    for first in (b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+            connection.sendall(first)
+            started = time.monotonic()
+            answer = b""
+            while chunk := connection.recv(65536):  # until the server closes
+                answer += chunk
+                connection.sendall(b"X-Slow: 1\r\n") if first else None
+            assert 1.5 <= time.monotonic() - started < 6
+        assert answer.startswith(b"HTTP/1.1 408") if first else answer == b""
+
+
+def test_connections_beyond_the_limit_are_refused_at_once(server):
+    """Two workers of 60 connections each: of 200 idle connections, the extra ones are answered 503
+    at once, and the server still answers once they are gone."""
+    connections = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(200)]
+    try:
+        time.sleep(0.5)
+        refused = 0
+        for connection in connections:
+            connection.setblocking(False)
+            try:
+                refused += connection.recv(1024).startswith(b"HTTP/1.1 503")
+            except BlockingIOError:
+                pass
+        assert refused >= 200 - 2 * 60
+    finally:
+        for connection in connections:
+            connection.close()
+    time.sleep(0.5)
+    assert healthz_seconds(server) < 1
+
+
+def test_clients_that_stop_reading_an_export_hold_no_thread(server):
+    """Eight clients ask for a 4 MB audit export and read none of it: every thread is free at once
+    (the answer is taken whole before it is sent), the server answers others, and the stalled
+    clients are dropped after the send deadline."""
+    request = (
+        "GET /settings/developer/alice/activity.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Cookie: sessionid={server.env['SESSION']}\r\n\r\n"
+    ).encode()
+    stalled = []
+    for _ in range(8):
+        connection = socket.socket()
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        connection.connect(("127.0.0.1", server.port))
+        connection.sendall(request)
+        stalled.append(connection)
+    try:
+        # The threads make the eight answers (seconds of work), then are free while nobody reads:
+        # soon every request is answered at once (with the threads stuck, none ever would be).
+        deadline, fast = time.monotonic() + 60, 0
+        while fast < 10 and time.monotonic() < deadline:
+            fast = fast + 1 if healthz_seconds(server) < 0.5 else 0
+        assert fast == 10
+        reader = urllib.request.Request(server.base + "/settings/developer/alice/activity.csv")
+        reader.add_header("Cookie", f"sessionid={server.env['SESSION']}")
+        with urllib.request.urlopen(reader, timeout=30) as response:
+            assert response.read().count(b"secret.created") == 24000
+        time.sleep(4)  # past the send deadline: the stalled clients are cut off
+        for connection in stalled:
+            connection.settimeout(5)
+            received = b""
+            while chunk := connection.recv(65536):
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200") and received.count(b"secret.created") < 24000
+    finally:
+        for connection in stalled:
+            connection.close()
+    assert healthz_seconds(server) < 1

@@ -22,6 +22,9 @@ from secrets_app.views.base import NotFoundPage, console_view, developer_context
 
 # Rows fetched from the database at a time while an export streams.
 EXPORT_FETCH_SIZE = 2000
+# Events one export holds (about 17 MB of CSV): the server takes an answer whole before sending it
+# (console/asgi.py), so each export's size is bounded; more is a form error asking for less.
+EXPORT_MAX_EVENTS = 100_000
 
 
 def _activity_page(request: HttpRequest, workspace: Any, filters: AuditFilterForm) -> HttpResponse:
@@ -59,6 +62,15 @@ def activity_export(request: HttpRequest, slug: str, export_format: str) -> Http
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.VIEW_AUDIT, workspace)
     filters = AuditFilterForm(request.GET)
+    if filters.is_valid():
+        events = audit_events_in(workspace, **filters.selector_arguments())
+        count = events.count()
+        if count > EXPORT_MAX_EVENTS:
+            filters.add_error(
+                None,
+                f"This export would hold {count:,} events; one export holds at most {EXPORT_MAX_EVENTS:,}. Choose "
+                "fewer days (from, to), an action or a user, and export each part.",
+            )
     if not filters.is_valid():
         return _activity_page(request, workspace, filters)
     record_audit_export(
@@ -68,7 +80,6 @@ def activity_export(request: HttpRequest, slug: str, export_format: str) -> Http
         filters=filters.active(),
         ip_address=client_ip(request),
     )
-    events = audit_events_in(workspace, **filters.selector_arguments())
     content_type, write_chunks = EXPORT_FORMATS[export_format]
     response = StreamingHttpResponse(
         write_chunks(events.iterator(chunk_size=EXPORT_FETCH_SIZE)), content_type=content_type
