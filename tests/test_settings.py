@@ -251,8 +251,10 @@ def test_make_serve_prod_never_reads_the_development_env_file(tmp_path):
     # serve-prod's first command, with a stand-in python that prints what it was given and stops.
     (tmp_path / "python").write_text('#!/bin/sh\necho "CONSOLE_ENV_FILE=[${CONSOLE_ENV_FILE-unset}]"\nexit 3\n')
     (tmp_path / "python").chmod(0o755)
+    # A stamp newer than requirements.txt, so the install step has nothing to do (as after `make run`).
+    (tmp_path / "installed").write_text("")
     result = subprocess.run(
-        ["make", "serve-prod", f"BIN={tmp_path}", "INSTALLED=Makefile"],
+        ["make", "serve-prod", f"BIN={tmp_path}", f"INSTALLED={tmp_path / 'installed'}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
