@@ -37,6 +37,15 @@ def text(name: str, default: Any = REQUIRED) -> str:
     return _read(name, default, str, "text")
 
 
+def choice(name: str, default: str, choices: list[str]) -> str:
+    def checked(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError
+        return raw
+
+    return _read(name, default, checked, "one of " + ", ".join(choices))
+
+
 def flag(name: str, default: bool) -> bool:
     return _read(name, default, lambda raw: environ.Env.parse_value(raw, bool), "true or false")
 

@@ -64,6 +64,11 @@ INSTALLED_APPS = [
     "guardian",
     "axes",
     "csp",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "secrets_app",
 ]
 
@@ -74,8 +79,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sends a sensitive action that needs re-authentication to "confirm it's you", then resumes it.
+    "allauth.account.middleware.AccountMiddleware",
     "secrets_app.middleware.RunnerSessionScopeMiddleware",
     "secrets_app.middleware.SessionActivityMiddleware",
+    "secrets_app.middleware.WorkspaceMfaPolicyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -83,6 +91,7 @@ MIDDLEWARE = [
     # Before anything reads a body (CSRF reads a form's, the view the rest), after those that add
     # headers to every answer: a body over the limit is refused by its declared size.
     "secrets_app.middleware.RequestSizeLimitMiddleware",
+    "secrets_app.middleware.FormErrorStatusMiddleware",
     # Innermost, so that it sees a view's exception first: a domain refusal is its page, never a 500.
     "secrets_app.middleware.ConsoleErrorPagesMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout answer.
@@ -202,6 +211,8 @@ AUTHENTICATION_BACKENDS = [
     # First: refuses any sign-in (UI, API, admin) while its user or its address is locked out.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Sign-in by e-mail address as well as username (django-allauth's forms).
+    "allauth.account.auth_backends.AuthenticationBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # Failed sign-ins are counted per username and per client address in the shared cache, so every
@@ -220,9 +231,79 @@ if DEBUG:
     # axes.W001 warns that a per-process cache does not share counts between servers; the DEBUG
     # server is one process, and without DEBUG a per-process cache is refused above.
     SILENCED_SYSTEM_CHECKS = ["axes.W001"]
-LOGIN_URL = "login"
+# A lockout counts per account whichever name it was asked for by (username or e-mail address).
+AXES_USERNAME_CALLABLE = "secrets_app.identity.sign_in_name"
+LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "account_login"
+
+# Sign-in, sign-up, password reset and two-factor: django-allauth (secrets_app/identity.py adapts it).
+ACCOUNT_ADAPTER = "secrets_app.identity.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "secrets_app.identity.SocialAccountAdapter"
+MFA_ADAPTER = "secrets_app.identity.MFAAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+# No username is chosen at sign-up (one is made from the address), so sign-up cannot tell whether a
+# username exists; whether an address exists is answered by e-mail, to its owner only.
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+# Sign-up always ends at "check your e-mail" (secrets_app.identity.SignupForm), so that it answers
+# the same for an address that has an account; "mandatory" also refuses sign-in until confirmed.
+ACCOUNT_EMAIL_VERIFICATION = environment.choice("ACCOUNT_EMAIL_VERIFICATION", "optional", ["mandatory", "optional"])
+ACCOUNT_FORMS = {
+    "login": "secrets_app.identity.LoginForm",
+    "signup": "secrets_app.identity.SignupForm",
+    "change_password": "secrets_app.identity.CountedChangePasswordForm",
+}
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_LOGOUT_ON_GET = False
+# Sessions last SESSION_COOKIE_AGE, browser closed or not (no "remember me" choice).
+ACCOUNT_SESSION_REMEMBER = True
+# A password change ends the user's other sessions (secrets_app.identity), this one stays signed in.
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+# allauth's own rate limits stay on (reset e-mails, confirmation mails). Its count of failures also
+# limits two-factor codes: 10 wrong codes per user in 5 minutes (a TOTP code has a million values).
+# Wrong passwords are django-axes' to lock (LOGIN_FAILURE_LIMIT, lower): it answers them first.
+# The password form's own limit is above it too, so that a locked account sees the lockout there.
+ACCOUNT_RATE_LIMITS = {"login_failed": "30/m/ip,10/5m/key", "change_password": "10/m/user"}
+# Sensitive actions (launch, grants, members, lookup, policy, removing a factor) need a password,
+# TOTP or passkey check within this many minutes ("sudo mode").
+REAUTHENTICATION_MINUTES = environment.number("REAUTHENTICATION_MINUTES", 10)
+ACCOUNT_REAUTHENTICATION_TIMEOUT = REAUTHENTICATION_MINUTES * 60
+ACCOUNT_REAUTHENTICATION_REQUIRED = False
+# Closed: users come from single sign-on, the admin or `createsuperuser`.
+SIGNUP_OPEN = environment.flag("SIGNUP_OPEN", True)
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = environment.text("MFA_TOTP_ISSUER", "Secrets Console")
+# WebAuthn needs a secure origin; http://localhost and 127.0.0.1 are one in browsers, so `make run`
+# may use passkeys too.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# Single sign-on with an OpenID Connect provider, named by the environment (README: Single sign-on).
+OIDC_ISSUER_URL = environment.text("OIDC_ISSUER_URL", "")
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": environment.text("OIDC_BUTTON_LABEL", "Single sign-on"),
+                "client_id": environment.text("OIDC_CLIENT_ID", ""),
+                "secret": environment.text("OIDC_CLIENT_SECRET", ""),
+                "settings": {"server_url": OIDC_ISSUER_URL, "oauth_pkce_enabled": True},
+            }
+        ]
+        if OIDC_ISSUER_URL
+        else [],
+    }
+}
+# Password sign-in is for superusers only (break-glass); everyone else signs in with the provider.
+SSO_ONLY = environment.flag("SSO_ONLY", False)
+if SSO_ONLY and not OIDC_ISSUER_URL:
+    raise ImproperlyConfigured("SSO_ONLY=true needs OIDC_ISSUER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
 
 # Guardian's anonymous user would be an ordinary user row (and so get a personal
 # workspace); nobody anonymous is ever granted anything here.

@@ -1,8 +1,11 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 admin.site.site_header = "Secrets Console administration"
 admin.site.site_title = "Secrets Console admin"
+# The admin signs in through the console's sign-in (lockouts, two-factor), never a form of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,3 +16,5 @@ handler400 = "secrets_app.views.errors.bad_request"
 handler403 = "secrets_app.views.errors.permission_denied"
 handler404 = "secrets_app.views.errors.page_not_found"
 handler500 = "secrets_app.views.errors.server_error"
+# django-allauth's rate limits (reset e-mails, confirmation mails, two-factor codes) answer with it.
+handler429 = "secrets_app.views.errors.too_many_requests"

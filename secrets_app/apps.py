@@ -7,7 +7,7 @@ class SecretsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import crypto, signals  # noqa: F401  (connects the receivers)
+        from . import crypto, identity, signals  # noqa: F401  (connects the receivers)
 
         # Parse the key ring now, so a malformed SECRETS_ENCRYPTION_KEYS stops start-up with
         # a message naming it, instead of failing on the first secret.

@@ -203,6 +203,20 @@ def unseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None
         raise DecryptionFailed() from None
 
 
+def seal_text(plaintext: str, associated_data: bytes) -> str:
+    """`seal`, as URL-safe base64 text, for a value kept in a text or JSON column."""
+    return base64.urlsafe_b64encode(seal(plaintext, associated_data)).decode("ascii")
+
+
+def unseal_text(sealed_text: str, associated_data: bytes) -> str:
+    """Open what `seal_text` made; anything else is DecryptionFailed."""
+    try:
+        sealed = base64.urlsafe_b64decode(sealed_text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise DecryptionFailed() from None
+    return unseal(sealed, associated_data)
+
+
 def reseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None) -> bytes:
     """The same plaintext sealed again under the active key, for key rotation.
 

@@ -15,6 +15,7 @@ ERROR_STATUS: dict[type[errors.ConsoleError], int] = {
     errors.NotFound: 404,
     errors.AccessDenied: 403,
     errors.RunnerSessionEnded: 401,
+    errors.AuthenticationRequired: 401,
     errors.Conflict: 409,
     errors.InvalidOperation: 400,
     errors.TooLarge: 413,

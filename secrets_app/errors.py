@@ -220,6 +220,44 @@ class SecretExpired(AccessDenied):
     default_message = "The secret has expired: runners may no longer read it."
 
 
+class AuthenticationRequired(ConsoleError):
+    """The caller is signed in, but must prove who they are (again) first."""
+
+    code = "authentication_required"
+
+
+class ReauthenticationRequired(AuthenticationRequired):
+    code = "reauthentication_required"
+    default_message = (
+        "Confirm it's you first: this action needs a password, TOTP or passkey check within the last "
+        "{minutes} minutes (POST /api/v1/session/reauthenticate/ with your password or a code)."
+    )
+
+    def __init__(self, minutes: int, *, resume: bool = True) -> None:
+        super().__init__(self.default_message.format(minutes=minutes))
+        # Pages: whether the request is kept and replayed after the confirmation (never for one
+        # that carries a value, which would be stored in the session meanwhile).
+        self.resume = resume
+
+
+class MfaRequired(AuthenticationRequired):
+    """A sign-in with the right password, by a user who has a second factor, without its code."""
+
+    code = "mfa_required"
+    default_message = 'This account has two-factor authentication: send its TOTP or recovery code as "code".'
+
+    def details(self) -> dict[str, object]:
+        return {"field": "code"}
+
+
+class MfaRequiredByWorkspace(AccessDenied):
+    code = "mfa_required_by_workspace"
+    default_message = (
+        "This workspace requires two-factor authentication: add a second factor (Account Settings → "
+        "Two-factor authentication) to use its secrets and executions."
+    )
+
+
 class RunnerSessionEnded(ConsoleError):
     """A runner presented the session of an execution that has finished or expired."""
 

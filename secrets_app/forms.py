@@ -9,8 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.forms import PasswordChangeForm, UserCreationForm
+from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 
@@ -31,30 +30,6 @@ TAG_SEPARATORS = re.compile(r"[\s,]+")
 def split_tags(text: str) -> list[str]:
     """Tags typed as one line, separated by commas or spaces."""
     return [name for name in TAG_SEPARATORS.split(text or "") if name]
-
-
-class SignUpForm(UserCreationForm):
-    email = forms.EmailField(required=False, help_text="Optional.")
-
-    class Meta(UserCreationForm.Meta):
-        model = get_user_model()
-        fields = ("username", "email")
-
-
-class CountedPasswordChangeForm(PasswordChangeForm):
-    """Django's password change form, whose check of the current password is a sign-in attempt:
-    a wrong guess counts toward the sign-in limits (django-axes), and while the username or the
-    address is locked the form cannot be used to test passwords either."""
-
-    def __init__(self, user: Any, *args: Any, request: Any, **kwargs: Any) -> None:
-        super().__init__(user, *args, **kwargs)
-        self.request = request
-
-    def clean_old_password(self) -> str:
-        old_password = self.cleaned_data["old_password"]
-        if authenticate(self.request, username=self.user.get_username(), password=old_password) is None:
-            raise forms.ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
-        return old_password
 
 
 class ProfileForm(forms.ModelForm):
@@ -251,6 +226,15 @@ class WorkspaceSettingsForm(forms.Form):
         max_value=EXPIRED_SECRET_GRACE_MAX_DAYS,
         help_text="For this many days after a secret expires, runners may still read it (each read is noted "
         "in the audit log). 0: an expired secret is refused at once.",
+    )
+
+
+class MfaPolicyForm(forms.Form):
+    require_mfa = forms.BooleanField(
+        label="Require two-factor authentication",
+        required=False,
+        help_text="Members without a second factor (TOTP or a passkey) keep seeing this workspace but may not use "
+        "its secrets, workflows or executions until they add one. Runs already going keep working.",
     )
 
 

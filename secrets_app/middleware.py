@@ -9,7 +9,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, cc_delim_re
 
 from secrets_app import errors, permissions
+from secrets_app.error_responses import console_error_response
 from secrets_app.http import is_api_request
+from secrets_app.models import Workspace
 from secrets_app.selectors.runner import RUNNER_EXECUTION
 from secrets_app.services.sessions import record_session_seen
 from secrets_app.views.errors import console_error_page, request_too_large, runner_session_refused
@@ -52,6 +54,24 @@ class RequestSizeLimitMiddleware:
         return self.get_response(request)
 
 
+class FormErrorStatusMiddleware:
+    """A form sent back with errors answers 400, on django-allauth's pages as on the console's own
+    (which set it themselves): allauth's views answer 200 with the errors shown."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_template_response(self, request: HttpRequest, response: Any) -> Any:
+        if request.method == "POST" and response.status_code == 200:
+            forms = [value for value in (response.context_data or {}).values() if hasattr(value, "errors")]
+            if any(getattr(form, "is_bound", False) and form.errors for form in forms):
+                response.status_code = 400
+        return response
+
+
 class ConsoleErrorPagesMiddleware:
     """A refusal of the domain (`errors.ConsoleError`) that reaches no handler is the page of its
     status, with its message (`views.errors.console_error_page`): for every page, the admin and
@@ -92,6 +112,35 @@ class RunnerSessionScopeMiddleware:
         if permissions.runner_session_may_call(execution_id, route, request.method, view_kwargs):
             return None
         return runner_session_refused(request)
+
+
+class WorkspaceMfaPolicyMiddleware:
+    """A workspace that requires two-factor refuses its secrets, workflows and executions to a
+    member without a second factor (`permissions.mfa_policy_refuses` on `MFA_POLICY_ROUTES`): a
+    page saying how to add one, or `403 mfa_required_by_workspace`. Workspaces the caller cannot
+    see are left to the view (its 404)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable, view_args: Any, view_kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        route = request.resolver_match.url_name if request.resolver_match else None
+        if route not in permissions.MFA_POLICY_ROUTES or not request.user.is_authenticated:
+            return None
+        workspace = Workspace.objects.filter(slug=view_kwargs.get("slug"), require_mfa=True).first()
+        if workspace is None or (
+            permissions.role_in(request.user, workspace) is None and not request.user.is_superuser
+        ):
+            return None
+        if not permissions.mfa_policy_refuses(request.user, workspace):
+            return None
+        error = errors.MfaRequiredByWorkspace()
+        return console_error_response(error) if is_api_request(request) else console_error_page(request, error)
 
 
 class SessionActivityMiddleware:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from allauth.mfa.models import Authenticator
 from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet, Subquery, Value
 from guardian.shortcuts import get_objects_for_user
 
-from .errors import AccessDenied
+from .errors import AccessDenied, MfaRequiredByWorkspace
 from .models import (
     Expiry,
     ExpiryState,
@@ -43,6 +44,7 @@ class Action(enum.StrEnum):
     MANAGE_EXECUTIONS = "manage_executions"
     DELETE_WORKSPACE = "delete_workspace"
     CONFIGURE_WORKSPACE = "configure_workspace"
+    SET_MFA_POLICY = "set_mfa_policy"
 
 
 _MEMBER_ACTIONS = frozenset(
@@ -315,6 +317,34 @@ RUNNER_SESSION_ROUTES: dict[str, frozenset[str]] = {
     "api-execution": frozenset({"GET"}),
     "api-execution-finish": frozenset({"POST"}),
 }
+
+
+# Where a workspace's "require two-factor" policy applies: every page and operation on its secrets,
+# workflows and executions (by route name; the workspace is the route's `slug`). Runner sessions
+# never reach these routes, so those minted before the policy keep reading until they end.
+MFA_POLICY_ROUTES = frozenset(
+    (
+        "secrets value-lookup secrets-import secrets-import-confirm secret-detail secret-delete secret-tags-add "
+        "secret-tag-remove workflows workflow-launch workflow-delete executions api-secrets api-secret "
+        "api-secret-tags api-secret-tag api-secrets-import api-value-lookup api-workflows api-workflow api-executions"
+    ).split()
+)
+
+
+def has_second_factor(user: Any) -> bool:
+    """Has the user a TOTP authenticator or a passkey (recovery codes alone are not a factor)?"""
+    return Authenticator.objects.filter(user_id=user.pk).exclude(type=Authenticator.Type.RECOVERY_CODES).exists()
+
+
+def mfa_policy_refuses(user: Any, workspace: Workspace) -> bool:
+    """Does the workspace's "require two-factor" policy refuse this signed-in user (one without a
+    second factor) on its secrets, workflows and executions?"""
+    return workspace.require_mfa and _is_signed_in(user) and not has_second_factor(user)
+
+
+def require_mfa_policy(user: Any, workspace: Workspace) -> None:
+    if mfa_policy_refuses(user, workspace):
+        raise MfaRequiredByWorkspace()
 
 
 def runner_session_may_call(

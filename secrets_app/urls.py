@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from secrets_app.api import v1
@@ -8,22 +7,11 @@ developer = "settings/developer/<slug:slug>"
 
 ui_patterns = [
     path("", accounts.home, name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/signup/", accounts.sign_up, name="signup"),
+    # Sign-in, sign-up, sign-out, password change and reset, e-mail, two-factor, single sign-on.
+    path("accounts/", include("allauth.urls")),
     path("settings/account/", accounts.account_settings, name="account-settings"),
     path("settings/account/sessions/revoke-others/", accounts.sessions_revoke_others, name="sessions-revoke-others"),
     path("settings/account/sessions/<str:session_id>/revoke/", accounts.session_revoke, name="session-revoke"),
-    path("settings/account/password/", accounts.PasswordChangeView.as_view(), name="password_change"),
-    path(
-        "settings/account/password/done/",
-        auth_views.PasswordChangeDoneView.as_view(template_name="account/password_change_done.html"),
-        name="password_change_done",
-    ),
     path("settings/developer/", secrets.developer_settings, name="developer-settings"),
     path("settings/workspaces/", workspaces.workspace_list, name="workspaces"),
     path("settings/workspaces/new/", workspaces.workspace_new, name="workspace-new"),
@@ -51,6 +39,7 @@ ui_patterns = [
     path(f"{developer}/activity/", activity.activity_page, name="activity"),
     path(f"{developer}/activity.<str:export_format>", activity.activity_export, name="activity-export"),
     path(f"{developer}/settings/", workspaces.workspace_settings_page, name="workspace-settings"),
+    path(f"{developer}/settings/two-factor/", workspaces.workspace_mfa_policy, name="workspace-mfa-policy"),
     path(f"{developer}/members/", workspaces.members_page, name="members"),
     path(f"{developer}/members/<str:username>/", workspaces.member_change, name="member-change"),
 ]

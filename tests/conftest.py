@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -57,10 +58,16 @@ def add_member(team: Workspace, alice: Any) -> Any:
     return add
 
 
-def signed_in_client(user: Any) -> Client:
-    """A browser-like client with `user` signed in."""
+def signed_in_client(user: Any, *, checked_seconds_ago: float | None = 0) -> Client:
+    """A browser-like client with `user` signed in, as by a password `checked_seconds_ago` (what
+    re-authentication looks at); None for a session with no check on record."""
     client = Client()
     client.force_login(user)
+    if checked_seconds_ago is not None:
+        session = client.session
+        session["account_authentication_methods"] = [{"method": "password", "at": time.time() - checked_seconds_ago}]
+        session["account_authentication_methods_user"] = str(user.pk)
+        session.save()
     return client
 
 

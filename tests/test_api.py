@@ -90,8 +90,16 @@ def test_workspaces_lists_the_callers_workspaces_with_roles(alice_api, team, bob
             "kind": "personal",
             "role": "owner",
             "expired_secret_grace_days": 0,
+            "require_mfa": False,
         },
-        {"slug": "team", "name": "Team", "kind": "team", "role": "owner", "expired_secret_grace_days": 0},
+        {
+            "slug": "team",
+            "name": "Team",
+            "kind": "team",
+            "role": "owner",
+            "expired_secret_grace_days": 0,
+            "require_mfa": False,
+        },
     ]
 
 
@@ -104,6 +112,7 @@ def test_creating_a_team_workspace_makes_the_caller_owner(alice_api):
         "kind": "team",
         "role": "owner",
         "expired_secret_grace_days": 0,
+        "require_mfa": False,
     }
 
 

@@ -117,7 +117,7 @@ def test_a_cached_session_whose_user_cannot_be_loaded_is_a_503_page(alice):
 def test_signing_in_while_the_database_is_down_is_a_503_and_signs_nobody_in(alice):
     browser = tolerant(Client())
     with database_fails():
-        response = browser.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+        response = browser.post("/accounts/login/", {"login": "alice", "password": PASSWORD})
     assert_unavailable_page(response)
     assert settings.SESSION_COOKIE_NAME not in response.cookies
     api = tolerant(JsonClient())
@@ -129,13 +129,13 @@ def test_signing_in_while_the_database_is_down_is_a_503_and_signs_nobody_in(alic
     assert api.login("alice").status_code == 200  # and once it is back, signing in works
 
 
-def test_admin_pages_and_the_admin_login_answer_503_pages(make_user):
+def test_admin_pages_and_the_sign_in_answer_503_pages(make_user):
     make_user("root", is_staff=True, is_superuser=True)
     admin = tolerant(signed_in_client(get_user_model().objects.get(username="root")))
     with database_fails():
         assert_unavailable_page(admin.get("/admin/secrets_app/secret/"))
     with database_fails():
-        assert_unavailable_page(tolerant(Client()).post("/admin/login/", {"username": "root", "password": PASSWORD}))
+        assert_unavailable_page(tolerant(Client()).post("/accounts/login/", {"login": "root", "password": PASSWORD}))
 
 
 def test_an_interface_error_is_a_503_too(alice_api):

@@ -282,6 +282,7 @@ def test_runner_operations_with_a_runner_session(case: Any, seeded: Seeded) -> N
 # of its strings in turn. (An operation with a body and no entry here fails the sweep.)
 VALID_BODIES: dict[str, Any] = {
     "sign_in": {"username": "alice", "password": PASSWORD},
+    "reauthenticate": {"password": PASSWORD},
     "create_workspace": {"slug": "swept", "name": "Swept"},
     "add_secret": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"], "expires_at": "2099-01-01"},
     "add_tags": {"tags": ["env:swept"]},

@@ -33,6 +33,7 @@ SEEDED_VALUE = "hostile-json-seeded-Qv3"
 PATH_VALUES = {"slug": "team", "key": "API_KEY", "tag": "env", "name": "nightly"}
 VALID = {
     "sign_in": {"username": "alice", "password": PASSWORD},
+    "reauthenticate": {"password": PASSWORD},
     "create_workspace": {"slug": "new-space", "name": "New"},
     "change_workspace": {"expired_secret_grace_days": 1},
     "add_secret": {"key": "NEW_KEY", "value": "v", "tags": ["env"], "expires_at": "2099-01-01"},

@@ -22,7 +22,7 @@ def api_sign_in(username: str, password: str, address: str = "203.0.113.7"):
 
 def ui_sign_in(username: str, password: str, address: str = "203.0.113.7"):
     client = Client(REMOTE_ADDR=address)
-    return client, client.post("/accounts/login/", {"username": username, "password": password})
+    return client, client.post("/accounts/login/", {"login": username, "password": password})
 
 
 def fail(times: int, username: str = "alice", address: str = "203.0.113.7") -> list[tuple[int, str]]:
@@ -89,7 +89,10 @@ def test_an_address_is_locked_whatever_usernames_it_guesses(alice, bob):
 def test_the_sign_in_page_shows_the_lockout_with_429(alice):
     for _ in range(LIMIT - 1):
         _, response = ui_sign_in("alice", "wrong password")
-        assert response.status_code == 200 and b"Please enter a correct username and password" in response.content
+        assert (
+            response.status_code == 400
+            and b"The username and/or password you specified are not correct" in response.content
+        )
     assert ui_sign_in("alice", "wrong password")[1].status_code == 429
 
     client, response = ui_sign_in("alice", PASSWORD)
@@ -106,13 +109,16 @@ def test_the_ui_api_and_admin_share_one_count(alice):
     alice.save()
     fail(2)
     for _ in range(2):
-        assert ui_sign_in("alice", "wrong password")[1].status_code == 200
+        assert ui_sign_in("alice", "wrong password")[1].status_code == 400
 
+    # The admin has no sign-in of its own: it sends people to the console's.
     admin = Client(REMOTE_ADDR="203.0.113.7")
-    guess = admin.post("/admin/login/", {"username": "alice", "password": "wrong", "next": "/admin/"})
-    assert guess.status_code == 429  # the fifth failure, counted across all three
+    sent = admin.get("/admin/login/?next=/admin/")
+    assert sent.status_code == 302 and sent["Location"].startswith("/accounts/login/")
+    guess = admin.post("/accounts/login/?next=/admin/", {"login": "alice", "password": "wrong"})
+    assert guess.status_code == 429  # the fifth failure, counted across the page and the API
 
-    response = admin.post("/admin/login/", {"username": "alice", "password": PASSWORD, "next": "/admin/"})
+    response = admin.post("/accounts/login/?next=/admin/", {"login": "alice", "password": PASSWORD})
     assert response.status_code == 429
     assert "_auth_user_id" not in admin.session
 
@@ -139,8 +145,8 @@ def test_guessed_passwords_never_reach_the_logs(alice, caplog):
 
 def change_password(client: Client, old: str):
     return client.post(
-        "/settings/account/password/",
-        {"old_password": old, "new_password1": "a-New-passw0rd-77", "new_password2": "a-New-passw0rd-77"},
+        "/accounts/password/change/",
+        {"oldpassword": old, "password1": "a-New-passw0rd-77", "password2": "a-New-passw0rd-77"},
     )
 
 
@@ -149,7 +155,7 @@ def test_wrong_current_passwords_on_the_password_form_count_as_failed_sign_ins(a
     browser = Client(REMOTE_ADDR="203.0.113.7")
     browser.force_login(alice)
     answers = [change_password(browser, f"guess-{number}").status_code for number in range(LIMIT)]
-    assert answers == [200] * (LIMIT - 1) + [429]
+    assert answers == [400] * (LIMIT - 1) + [429]
     locked = change_password(browser, PASSWORD)
     assert locked.status_code == 429 and "locked for 15 minutes" in locked.content.decode()
     alice.refresh_from_db()
@@ -160,7 +166,7 @@ def test_wrong_current_passwords_on_the_password_form_count_as_failed_sign_ins(a
 def test_the_right_current_password_still_changes_it(alice):
     browser = Client(REMOTE_ADDR="203.0.113.7")
     browser.force_login(alice)
-    assert change_password(browser, "one wrong guess").status_code == 200
+    assert change_password(browser, "one wrong guess").status_code == 400
     assert change_password(browser, PASSWORD).status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("a-New-passw0rd-77")

@@ -47,40 +47,46 @@ def test_signed_out_visitors_are_sent_to_sign_in(client):
 
 
 def test_sign_in_leads_to_the_personal_workspace_secrets(client, alice):
-    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}, follow=True)
+    response = client.post("/accounts/login/", {"login": "alice", "password": PASSWORD}, follow=True)
     assert response.redirect_chain[-1][0] == page("alice", "secrets")
     assert "Secrets" in text_of(response)
 
 
 def test_wrong_password_shows_an_error(client, alice):
-    response = client.post("/accounts/login/", {"username": "alice", "password": "nope"})
-    assert response.status_code == 200
-    assert "Please enter a correct username and password" in text_of(response)
+    response = client.post("/accounts/login/", {"login": "alice", "password": "nope"})
+    assert response.status_code == 400
+    assert "The username and/or password you specified are not correct." in text_of(response)
 
 
-def test_sign_up_creates_the_user_and_their_personal_workspace(client):
+def test_sign_up_creates_the_user_and_their_personal_workspace_then_asks_to_confirm_the_address(client):
     response = client.post(
         "/accounts/signup/",
-        {"username": "carol", "email": "", "password1": "An-excellent-pass-77", "password2": "An-excellent-pass-77"},
+        {"email": "carol@example.com", "password1": "An-excellent-pass-77", "password2": "An-excellent-pass-77"},
         follow=True,
     )
-    assert response.redirect_chain[-1][0] == page("carol", "secrets")
-    assert "Your personal workspace is ready" in text_of(response)
+    assert response.redirect_chain[-1][0] == "/accounts/confirm-email/"
+    assert "We have sent an email to you for verification" in text_of(response)
+    assert "carol@example.com" in messages_in(response)[0]
     carol = get_user_model().objects.get(username="carol")
     assert Workspace.objects.get(personal_owner=carol).kind == "personal"
+    signed_in = client.post("/accounts/login/", {"login": "carol", "password": "An-excellent-pass-77"}, follow=True)
+    assert signed_in.redirect_chain[-1][0] == page("carol", "secrets")
 
 
 def test_sign_up_with_mismatched_passwords_shows_the_error_and_creates_nobody(client):
     response = client.post(
         "/accounts/signup/",
-        {"username": "carol", "password1": "An-excellent-pass-77", "password2": "different-77-Pass"},
+        {"email": "carol@example.com", "password1": "An-excellent-pass-77", "password2": "different-77-Pass"},
     )
-    assert response.status_code == 400 and "didn\u2019t match" in text_of(response)
-    assert not get_user_model().objects.filter(username="carol").exists()
+    assert response.status_code == 400 and "You must type the same password each time." in text_of(response)
+    assert not get_user_model().objects.filter(email="carol@example.com").exists()
 
 
 def test_sign_out_is_a_post(alice_client):
-    assert alice_client.get("/accounts/logout/").status_code == 405
+    # A GET only asks "Are you sure?": a link or an image cannot sign anyone out.
+    confirm = alice_client.get("/accounts/logout/")
+    assert confirm.status_code == 200 and "Are you sure you want to sign out?" in text_of(confirm)
+    assert alice_client.get(page("alice", "secrets")).status_code == 200
     response = alice_client.post("/accounts/logout/")
     assert response.status_code == 302
     assert alice_client.get(page("alice", "secrets")).status_code == 302
@@ -107,8 +113,8 @@ def test_profile_with_a_bad_email_shows_the_error(alice_client, alice):
 
 def test_password_can_be_changed(alice_client, alice):
     response = alice_client.post(
-        "/settings/account/password/",
-        {"old_password": PASSWORD, "new_password1": "Brand-new-pass-88", "new_password2": "Brand-new-pass-88"},
+        "/accounts/password/change/",
+        {"oldpassword": PASSWORD, "password1": "Brand-new-pass-88", "password2": "Brand-new-pass-88"},
     )
     assert response.status_code == 302
     alice.refresh_from_db()

@@ -16,6 +16,7 @@ from secrets_app.admin.base import ConsoleModelAdmin
 from secrets_app.http import client_ip
 from secrets_app.models import Membership, Role, Secret, Workspace
 from secrets_app.permissions import Action
+from secrets_app.reauthentication import require_recent_authentication
 from secrets_app.services.workspaces import (
     add_member,
     change_member_role,
@@ -24,6 +25,7 @@ from secrets_app.services.workspaces import (
     remove_member,
     rename_workspace,
     set_expired_secret_grace,
+    set_mfa_policy,
 )
 
 # A workspace's members are edited inline only up to this many (an inline shows every row at once);
@@ -109,7 +111,9 @@ class WorkspaceAdmin(ConsoleModelAdmin):
         return self.inlines
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["name", "slug"] if obj is None else ["name", "slug", "kind", "expired_secret_grace_days", "created_at"]
+        if obj is None:
+            return ["name", "slug"]
+        return ["name", "slug", "kind", "expired_secret_grace_days", "require_mfa", "created_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The slug is in every address and runner configuration; it is fixed at creation.
@@ -118,6 +122,8 @@ class WorkspaceAdmin(ConsoleModelAdmin):
         fixed = ["slug", "kind", "created_at"]
         if not permissions.admin_can(request.user, Action.CONFIGURE_WORKSPACE, obj):
             fixed.append("expired_secret_grace_days")
+        if obj.is_personal or not permissions.admin_can(request.user, Action.SET_MFA_POLICY, obj):
+            fixed.append("require_mfa")
         return fixed
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -143,6 +149,11 @@ class WorkspaceAdmin(ConsoleModelAdmin):
                     workspace=obj,
                     days=obj.expired_secret_grace_days,
                     ip_address=client_ip(request),
+                )
+            if "require_mfa" in form.changed_data:
+                require_recent_authentication(request)
+                set_mfa_policy(
+                    actor=request.user, workspace=obj, required=obj.require_mfa, ip_address=client_ip(request)
                 )
             return
         created = create_team_workspace(

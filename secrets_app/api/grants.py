@@ -14,6 +14,7 @@ from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
 from secrets_app.api.types import GrantId, Paged, PageNumber, PathSlug, PathTag, Text
 from secrets_app.http import client_ip
 from secrets_app.permissions import TAG_PERMISSION_NAMES, Action
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.grants import Grant, grants_in, tag_for, tags_visible_to
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.workspaces import workspace_for
@@ -99,6 +100,7 @@ def list_tags(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> 
     response=answers({204: None}, *SIGNED_IN, 404),
     summary="Delete a tag: it leaves every secret, and its grants end",
 )
+@reauthentication_required
 def remove_tag(request: HttpRequest, slug: PathSlug, tag: PathTag) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     delete_tag(actor=request.user, tag=tag_for(request.user, workspace, tag), ip_address=client_ip(request))
@@ -129,6 +131,7 @@ def list_grants(request: HttpRequest, slug: PathSlug, tag: PathTag, page: PageNu
     response=answers({201: TagGrants}, *SIGNED_IN, *JSON_BODY, 404, 409),
     summary="Grant a user or a group permissions on a tag (created if new)",
 )
+@reauthentication_required
 def grant(request: HttpRequest, slug: PathSlug, tag: PathTag, grant: NewGrant = JsonBody(...)) -> Any:
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.MANAGE_GRANTS, workspace)
@@ -150,6 +153,7 @@ def grant(request: HttpRequest, slug: PathSlug, tag: PathTag, grant: NewGrant = 
     response=answers({204: None}, *SIGNED_IN, 404),
     summary="Revoke one grant",
 )
+@reauthentication_required
 def revoke_grant(request: HttpRequest, slug: PathSlug, tag: PathTag, grant_id: GrantId) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     revoke_tag_grant(

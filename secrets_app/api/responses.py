@@ -20,8 +20,14 @@ from secrets_app.error_responses import ERROR_STATUS, BadRequest
 # decryption, and Django's own error handlers.
 REQUEST_ERROR_CODES: dict[int, set[str]] = {
     400: {"invalid_input", "malformed_json", "bad_request"},
-    401: {"not_authenticated", "session_expired", "invalid_credentials", *errors.RunnerSessionEnded.messages_by_reason},
-    403: {"csrf_failed", "runner_session_scope", "secrets_refused"},
+    401: {
+        "not_authenticated",
+        "session_expired",
+        "invalid_credentials",
+        "invalid_code",
+        *errors.RunnerSessionEnded.messages_by_reason,
+    },
+    403: {"csrf_failed", "runner_session_scope", "secrets_refused", "sso_only", errors.MfaRequiredByWorkspace.code},
     404: {"not_found", "unknown_secrets"},
     405: {"method_not_allowed", errors.SecretImmutable.code},
     413: {"request_too_large", "value_too_large"},
@@ -32,8 +38,15 @@ REQUEST_ERROR_CODES: dict[int, set[str]] = {
 
 ERROR_DESCRIPTIONS = {
     400: "The input is not valid (`fields` names each problem), or the body is not JSON.",
-    401: "Not signed in, a session that ended, or a runner session whose execution ended.",
-    403: "Not allowed; a missing or stale CSRF token; or a runner session outside the runner endpoints.",
+    401: (
+        "Not signed in, a session that ended, or a runner session whose execution ended; a sign-in that needs "
+        "its two-factor code (`mfa_required`), or an action that needs a recent re-authentication "
+        "(`reauthentication_required`)."
+    ),
+    403: (
+        "Not allowed; a missing or stale CSRF token; a runner session outside the runner endpoints; or a "
+        "workspace that requires two-factor authentication of you (`mfa_required_by_workspace`)."
+    ),
     404: "Not there, or not visible to you: the answer is the same either way.",
     405: "Not allowed on this resource.",
     409: "Conflicts with what is there.",
@@ -86,6 +99,7 @@ def _error_model(status: int, codes: list[str]) -> type[Schema]:
         code=(Literal[tuple(codes)], ...),
         message=(str, ...),
         fields=(dict[str, list[str]], Field(default=None, description="Input errors by field name.")),
+        field=(str, Field(default=None, description="The credential to send, or the one that was wrong.")),
         secrets=(dict[str, str], Field(default=None, description="A refused runner read: the reason for each key.")),
         keys=(list[str], Field(default=None, description="A refused .env import: the keys that already exist.")),
         entries=(

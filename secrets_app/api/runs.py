@@ -23,6 +23,7 @@ from secrets_app.api.types import (
 )
 from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
 from secrets_app.selectors.workspaces import workspace_for
@@ -226,6 +227,7 @@ def list_executions(request: HttpRequest, slug: PathSlug, page: PageNumber = Non
     response=answers({201: LaunchedExecution}, *SIGNED_IN, *JSON_BODY, 404),
     summary="Launch a workflow in this workspace; answers its runner session",
 )
+@reauthentication_required
 def launch(request: HttpRequest, slug: PathSlug, launch: Launch = JsonBody(...)) -> Any:
     workspace = workspace_for(request.user, slug)
     execution, session_key = launch_execution(

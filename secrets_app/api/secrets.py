@@ -30,6 +30,7 @@ from secrets_app.error_responses import error_response
 from secrets_app.errors import SecretImmutable
 from secrets_app.http import client_ip
 from secrets_app.models import ExpiryState, Secret, Workspace
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.secrets import (
     SAME_VALUE_LISTED,
@@ -193,7 +194,12 @@ def add_secret(request: HttpRequest, slug: PathSlug, secret: NewSecret = JsonBod
         expires_at=secret.expires_at,
         ip_address=client_ip(request),
     )
-    return Status(201, _secret_answer(request.user, workspace, created.key))
+    # Answered from the row just written, not read back by key: a delete of the key by someone else
+    # in between must not turn this 201 into a 404.
+    created.last_read_at = created.last_read_workflow = created.last_read_reader = created.last_read_execution = None
+    created.recent_reads = 0
+    (answer,) = with_same_value_keys(request.user, workspace, [created])
+    return Status(201, secret_json(answer))
 
 
 @router.post(
@@ -302,6 +308,7 @@ def untag(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tag: PathTag
     summary="Owners and admins: which keys of this workspace hold this value (audited; key names only)",
 )
 @sensitive_variables()
+@reauthentication_required
 def look_up_value(request: HttpRequest, slug: PathSlug, lookup: ValueToLookUp = JsonBody(...)) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
     keys, count = find_secrets_by_value(

@@ -1,7 +1,9 @@
 """Signing in and out, and your sessions (browser, API, runner): list them, end one, end the others."""
 
+import datetime
 from typing import Any, Literal
 
+from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -14,8 +16,12 @@ from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
 from secrets_app.api.types import DateTime, Paged, PageNumber, PathUUID, Text, UUIDText, WorkflowReference
 from secrets_app.error_responses import error_response
+from secrets_app.errors import MfaRequired
 from secrets_app.http import client_ip
+from secrets_app.identity import check_second_factor
 from secrets_app.models import Execution, UserSession, Workspace
+from secrets_app.permissions import has_second_factor
+from secrets_app.reauthentication import last_authenticated_at, record_check
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields
 from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
@@ -26,10 +32,27 @@ ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired"])]
 
 
 class SignIn(Schema):
+    """A username (or e-mail address) and password; and, for an account with two-factor
+    authentication, a current TOTP code or an unused recovery code."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     username: Text
     password: Text
+    code: Text | None = None
+
+
+class Reauthenticate(Schema):
+    """Your password, or a TOTP or recovery code: exactly one."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    password: Text | None = None
+    code: Text | None = None
+
+
+class Reauthenticated(Schema):
+    reauthenticated_until: DateTime
 
 
 class User(Schema):
@@ -132,9 +155,44 @@ def sign_in(request: HttpRequest, credentials: SignIn = JsonBody(...)) -> Any:
     user = authenticate(request, username=credentials.username, password=credentials.password)
     if user is None:
         return error_response(401, "invalid_credentials", "Wrong username or password.")
+    if settings.SSO_ONLY and not user.is_superuser:
+        return error_response(
+            403, "sso_only", "Sign in with single sign-on in a browser: passwords are for administrators."
+        )
+    if has_second_factor(user):
+        if not credentials.code:
+            raise MfaRequired()
+        if not check_second_factor(request, user, credentials.code):
+            return error_response(401, "invalid_code", "Wrong or used code.", field="code")
     login(request, user)
+    record_check(request, user, method="password")
+    if credentials.code:
+        # Recorded again after login(), which starts the session anew.
+        record_check(request, user, method="mfa")
     # login() rotated the CSRF token; the new one is what the caller must send from now on.
     return {"user": user_json(user), "csrf_token": get_token(request)}
+
+
+@router.post(
+    "/session/reauthenticate/",
+    auth=session_auth,
+    url_name="api-session-reauthenticate",
+    response=answers({200: Reauthenticated}, *SIGNED_IN, 400, 429, *JSON_BODY),
+    summary="Confirm it's you (password, or a TOTP or recovery code) before a sensitive action",
+)
+@sensitive_variables()
+def reauthenticate(request: HttpRequest, proof: Reauthenticate = JsonBody(...)) -> Any:
+    if (proof.password is None) == (proof.code is None):
+        return error_response(400, "invalid_input", 'Send exactly one of "password" and "code".')
+    user = request.user
+    if proof.password is not None:
+        if authenticate(request, username=user.get_username(), password=proof.password) is None:
+            return error_response(401, "invalid_credentials", "Wrong password.", field="password")
+        record_check(request, user, method="password", reauthenticated=True)
+    elif not has_second_factor(user) or not check_second_factor(request, user, proof.code, reauthenticated=True):
+        return error_response(401, "invalid_code", "Wrong or used code.", field="code")
+    until = last_authenticated_at(request) + settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+    return {"reauthenticated_until": datetime.datetime.fromtimestamp(until, tz=datetime.UTC).isoformat()}
 
 
 @router.delete(

@@ -31,13 +31,22 @@ def main(argv: list[str] | None = None, *, read_password: Callable[[str], str] =
     login_command = commands.add_parser("login", help="sign in and save the session to the login file")
     login_command.add_argument("--url", default=os.environ.get("CONSOLE_URL", "http://127.0.0.1:8000"))
     login_command.add_argument("--username", default=os.environ.get("USER", ""))
+    login_command.add_argument(
+        "--code", help="a TOTP or recovery code, for an account with two-factor authentication (asked for if needed)"
+    )
     commands.add_parser("logout", help="end the saved session and delete the login file")
     commands.add_parser("whoami", help="show who the configured session belongs to")
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "login":
             client = ConsoleClient(arguments.url)
-            user = client.login(arguments.username, read_password(f"Password for {arguments.username}: "))
+            password = read_password(f"Password for {arguments.username}: ")
+            try:
+                user = client.login(arguments.username, password, arguments.code)
+            except ClientError as error:
+                if error.code != "mfa_required" or arguments.code:
+                    raise
+                user = client.login(arguments.username, password, read_password("Two-factor code: "))
             path = _write_login_file(client.url, client.session)
             print(f"Signed in as {user['username']}; session saved to {path} (mode 0600).")
         elif arguments.command == "logout":

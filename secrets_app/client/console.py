@@ -86,12 +86,21 @@ class ConsoleClient:
             self._csrf_token = self._request("GET", "/api/v1/session/")["csrf_token"]
         return self._csrf_token
 
-    def login(self, username: str, password: str) -> dict[str, Any]:
-        """Sign in; remembers the new session (and the CSRF token rotated with it)."""
-        answer = self._request("POST", "/api/v1/session/", {"username": username, "password": password}, unsafe=True)
+    def login(self, username: str, password: str, code: str | None = None) -> dict[str, Any]:
+        """Sign in; remembers the new session (and the CSRF token rotated with it). An account with
+        two-factor authentication needs `code` (a TOTP or recovery code): without it the server
+        answers `mfa_required` (ClientError with that code)."""
+        credentials = {"username": username, "password": password, **({"code": code} if code else {})}
+        answer = self._request("POST", "/api/v1/session/", credentials, unsafe=True)
         self.session = next(cookie.value for cookie in self.cookies if cookie.name == SESSION_COOKIE)
         self._csrf_token = answer["csrf_token"]
         return answer["user"]
+
+    def reauthenticate(self, *, password: str | None = None, code: str | None = None) -> str:
+        """Confirm it's you before a sensitive call (one that answered `reauthentication_required`):
+        your password or a TOTP code. Returns until when (ISO 8601) the confirmation lasts."""
+        proof = {"password": password} if password is not None else {"code": code}
+        return self._request("POST", "/api/v1/session/reauthenticate/", proof, unsafe=True)["reauthenticated_until"]
 
     def logout(self) -> None:
         self._request("DELETE", "/api/v1/session/", unsafe=True)

@@ -57,6 +57,14 @@ class AuditEvent(models.Model):
         VALUE_LOOKUP_REFUSED = "secret.value_lookup_refused", "Value search refused (too many)"
         SESSION_REVOKED = "session.revoked", "Session revoked"
         OTHER_SESSIONS_REVOKED = "session.others_revoked", "Signed out everywhere else"
+        USER_SIGNED_UP = "user.signed_up", "Signed up"
+        PASSWORD_CHANGED = "user.password_changed", "Password changed"
+        PASSWORD_RESET = "user.password_reset", "Password reset by e-mail"
+        REAUTHENTICATED = "user.reauthenticated", "Identity confirmed for a sensitive action"
+        FACTOR_ADDED = "mfa.factor_added", "Second factor added"
+        FACTOR_REMOVED = "mfa.factor_removed", "Second factor removed"
+        RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated", "Recovery codes regenerated"
+        RECOVERY_CODE_USED = "mfa.recovery_code_used", "Recovery code used"
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).

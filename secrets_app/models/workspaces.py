@@ -40,6 +40,14 @@ class Workspace(models.Model):
         validators=[MaxValueValidator(EXPIRED_SECRET_GRACE_MAX_DAYS)],
         help_text="Days after a secret's expiry during which runners may still read it (0: none).",
     )
+    require_mfa = models.BooleanField(
+        "require two-factor authentication",
+        default=False,
+        help_text=(
+            "Members without a second factor (TOTP or a passkey) keep seeing the workspace, but may not use its "
+            "secrets, workflows or executions until they add one. Runner sessions already running keep working."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

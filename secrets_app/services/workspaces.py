@@ -121,6 +121,30 @@ def set_expired_secret_grace(*, actor: Any, workspace: Workspace, days: int, ip_
         )
 
 
+def set_mfa_policy(*, actor: Any, workspace: Workspace, required: bool, ip_address: str | None = None) -> None:
+    """Owners: require (or stop requiring) a second factor of everyone who uses the workspace's
+    secrets, workflows and executions (`permissions.mfa_policy_refuses`). An owner may not require it
+    without a second factor of their own, which would lock them out."""
+    permissions.require(actor, Action.SET_MFA_POLICY, workspace)
+    if workspace.is_personal:
+        raise InvalidOperation("A personal workspace has no policy: it is yours alone.")
+    if required and not permissions.has_second_factor(actor):
+        raise InvalidOperation("Add a second factor to your own account first: the policy would lock you out.")
+    previous = Workspace.objects.values_list("require_mfa", flat=True).get(pk=workspace.pk)
+    workspace.require_mfa = required
+    if previous == required:
+        return
+    with transaction.atomic():
+        workspace.save(update_fields=["require_mfa"])
+        audit.record_event(
+            action=AuditEvent.Action.WORKSPACE_SETTINGS_CHANGED,
+            actor=actor,
+            workspace=workspace,
+            ip_address=ip_address,
+            detail={"require_mfa": {"from": previous, "to": required}},
+        )
+
+
 def delete_workspace(*, actor: Any, workspace: Workspace, ip_address: str | None = None) -> None:
     """Delete a team workspace and everything in it (secrets, tags, grants)."""
     if workspace.is_personal:

@@ -12,6 +12,7 @@ from secrets_app import errors, permissions
 from secrets_app.forms import GrantForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.grants import grants_in, tag_for, tags_visible_to
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.workspaces import workspace_for
@@ -21,6 +22,7 @@ from secrets_app.views.base import console_view, developer_context, show_errors
 
 @console_view
 @require_http_methods(["GET", "POST"])
+@reauthentication_required
 def access_page(request: HttpRequest, slug: str) -> HttpResponse:
     """Tags and the grants made on them (each a page at a time: `tags_page`, `grants_page`), and
     the form to grant more."""
@@ -61,6 +63,7 @@ def access_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view
 @require_POST
+@reauthentication_required
 def grant_revoke(request: HttpRequest, slug: str, grant_id: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     revoke_tag_grant(actor=request.user, workspace=workspace, grant_id=grant_id, ip_address=client_ip(request))
@@ -70,6 +73,7 @@ def grant_revoke(request: HttpRequest, slug: str, grant_id: str) -> HttpResponse
 
 @console_view
 @require_POST
+@reauthentication_required
 def tag_delete(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     found = tag_for(request.user, workspace, tag)

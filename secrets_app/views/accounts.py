@@ -1,23 +1,19 @@
-"""Account Settings: sign-up, the profile, your sessions, the password."""
+"""Account Settings: the profile and your sessions (sign-in, sign-up, the password and two-factor are
+django-allauth's pages: see secrets_app/identity.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django import forms as django_forms
 from django.contrib import messages
-from django.contrib.auth import login, logout, update_session_auth_hash
-from django.contrib.auth import views as auth_views
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from secrets_app.forms import CountedPasswordChangeForm, ProfileForm, SignUpForm
+from secrets_app.forms import ProfileForm
 from secrets_app.http import client_ip
 from secrets_app.selectors.sessions import session_for, sessions_of
-from secrets_app.services.accounts import change_password, register_user, update_profile
+from secrets_app.services.accounts import update_profile
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
 from secrets_app.views.base import console_view
 
@@ -25,27 +21,8 @@ from secrets_app.views.base import console_view
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
-        return redirect("login")
+        return redirect("account_login")
     return redirect("developer-settings")
-
-
-@sensitive_post_parameters()
-@sensitive_variables()
-@require_http_methods(["GET", "POST"])
-def sign_up(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect("home")
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = register_user(
-            username=form.cleaned_data["username"],
-            email=form.cleaned_data["email"],
-            password=form.cleaned_data["password1"],
-        )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome! Your personal workspace is ready.")
-        return redirect("home")
-    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @login_required
@@ -71,7 +48,7 @@ def session_revoke(request: HttpRequest, session_id: str) -> HttpResponse:
     if found.is_current:
         logout(request)
         messages.success(request, "This session has ended: you are signed out.")
-        return redirect("login")
+        return redirect("account_login")
     if found.execution:
         messages.success(
             request, f"Runner session of {found.execution.workflow_reference} ended; its execution is finished."
@@ -91,26 +68,3 @@ def sessions_revoke_others(request: HttpRequest) -> HttpResponse:
     count = sum(ended.values())
     messages.success(request, f"Signed out everywhere else: {count} other session{'' if count == 1 else 's'} ended.")
     return redirect("account-settings")
-
-
-class PasswordChangeView(auth_views.PasswordChangeView):
-    """Django's password change, through `services.accounts.change_password`: every other session of the
-    user's ends at once; this one stays signed in. A wrong current password counts as a failed
-    sign-in (CountedPasswordChangeForm)."""
-
-    template_name = "account/password_change.html"
-    form_class = CountedPasswordChangeForm
-
-    def get_form_kwargs(self) -> dict[str, Any]:
-        return {**super().get_form_kwargs(), "request": self.request}
-
-    @sensitive_variables()
-    def form_valid(self, form: django_forms.Form) -> HttpResponse:
-        change_password(
-            user=form.user,
-            new_password=form.cleaned_data["new_password1"],
-            current_session_key=self.request.session.session_key,
-            ip_address=client_ip(self.request),
-        )
-        update_session_auth_hash(self.request, form.user)
-        return redirect(self.get_success_url())

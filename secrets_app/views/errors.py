@@ -7,11 +7,17 @@ from __future__ import annotations
 import logging
 import sys
 
+from allauth.account.adapter import get_adapter as account_adapter
+from allauth.account.internal.flows.reauthentication import suspend_request
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import loader
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.log import log_response
 
 from secrets_app import errors
@@ -51,9 +57,26 @@ RUNNER_SESSION_SCOPE_MESSAGE = (
 )
 
 
+def confirm_identity(request: HttpRequest, *, resume: bool = True) -> HttpResponse:
+    """The "confirm it's you" page (django-allauth's), which then resumes the request that needed it
+    (a POST is kept in the session and replayed), or with `resume=False` comes back to its page."""
+    methods = account_adapter().get_reauthentication_methods(request.user)
+    back = urlencode({"next": request.get_full_path()})
+    if not methods:
+        # Signed in by single sign-on, without a password or a second factor: sign in again.
+        logout(request)
+        return redirect(f"{reverse('account_login')}?{back}")
+    if not resume:
+        messages.info(request, "Confirm it's you, then send the form again.")
+        return redirect(f"{methods[0]['url']}?{back}")
+    return suspend_request(request, methods[0]["url"])
+
+
 def console_error_page(request: HttpRequest, error: errors.ConsoleError) -> HttpResponse:
     """The page of a domain refusal: 404 and 403 as Django's own, any other with its status and
     message (and `Retry-After` for a rate limit)."""
+    if isinstance(error, errors.ReauthenticationRequired):
+        return confirm_identity(request, resume=error.resume)
     if isinstance(error, errors.NotFound):
         return page_not_found(request, NotFoundPage(error.message))
     if isinstance(error, errors.AccessDenied):
@@ -91,6 +114,17 @@ def sign_in_locked_out(
     else:
         response = render(request, "registration/locked_out.html", {"message": message}, status=429)
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
+
+
+def too_many_requests(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """django-allauth's rate limits (its handler429)."""
+    message = "Too many attempts in a short time: wait a minute and try again."
+    if is_api_request(request):
+        response = error_response(429, "too_many_requests", message)
+    else:
+        response = render(request, "refused.html", {"title": "Too many attempts", "message": message}, status=429)
+    response["Retry-After"] = "60"
     return response
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from secrets_app import errors, permissions
 from secrets_app.forms import LaunchForm, WorkflowRegisterForm
 from secrets_app.http import client_ip
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
 from secrets_app.selectors.workspaces import workspace_for, workspace_menu
@@ -55,6 +56,7 @@ def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view
 @require_POST
+@reauthentication_required
 def workflow_launch(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     """Launch a workflow; the page shows the runner session once."""
     workflow = workflow_for(request.user, f"{slug}/{name}")

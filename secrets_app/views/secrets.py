@@ -17,6 +17,7 @@ from secrets_app import errors, permissions
 from secrets_app.forms import SecretCreateForm, SecretFilterForm, TagAddForm, ValueLookupForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.grants import TAG_MENU_SIZE, effective_access, tags_visible_to
 from secrets_app.selectors.pagination import capped, paginate
 from secrets_app.selectors.runs import workflows_using_key
@@ -118,6 +119,7 @@ def _secret_detail_context(request: HttpRequest, workspace: Any, secret: Any, ta
 @sensitive_variables()
 @console_view
 @require_http_methods(["GET", "POST"])
+@reauthentication_required(methods=("GET", "POST"), resume=False)
 def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
     """ "Is this value stored anywhere in this workspace?" for its owners and admins."""
     workspace = workspace_for(request.user, slug)

@@ -9,9 +9,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from secrets_app import errors, permissions
-from secrets_app.forms import MemberAddForm, MemberRoleForm, WorkspaceCreateForm, WorkspaceSettingsForm
+from secrets_app.forms import MemberAddForm, MemberRoleForm, MfaPolicyForm, WorkspaceCreateForm, WorkspaceSettingsForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
+from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.workspaces import members_of, workspace_for, workspaces_for
 from secrets_app.services.workspaces import (
@@ -20,6 +21,7 @@ from secrets_app.services.workspaces import (
     create_team_workspace,
     remove_member,
     set_expired_secret_grace,
+    set_mfa_policy,
 )
 from secrets_app.views.base import console_view, developer_context, show_errors
 
@@ -70,12 +72,37 @@ def workspace_settings_page(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             messages.success(request, "Workspace settings saved.")
             return redirect("workspace-settings", slug=workspace.slug)
-    context = developer_context(request, workspace, "workspace-settings", form=form)
+    context = developer_context(
+        request,
+        workspace,
+        "workspace-settings",
+        form=form,
+        mfa_form=MfaPolicyForm(initial={"require_mfa": workspace.require_mfa}),
+        may_set_mfa_policy=permissions.can(request.user, Action.SET_MFA_POLICY, workspace),
+    )
     return render(request, "developer/workspace_settings.html", context, status=400 if form.errors else 200)
 
 
 @console_view
+@require_POST
+@reauthentication_required
+def workspace_mfa_policy(request: HttpRequest, slug: str) -> HttpResponse:
+    """Owners: require two-factor of everyone using the workspace's secrets (or stop requiring it)."""
+    workspace = workspace_for(request.user, slug)
+    form = MfaPolicyForm(request.POST)
+    form.is_valid()  # a checkbox: absent is False, anything else True
+    required = bool(form.cleaned_data.get("require_mfa"))
+    set_mfa_policy(actor=request.user, workspace=workspace, required=required, ip_address=client_ip(request))
+    messages.success(
+        request,
+        "Two-factor authentication is now required here." if required else "Two-factor is no longer required here.",
+    )
+    return redirect("workspace-settings", slug=workspace.slug)
+
+
+@console_view
 @require_http_methods(["GET", "POST"])
+@reauthentication_required
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     add_form = MemberAddForm(request.POST or None)
@@ -103,6 +130,7 @@ def members_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 @console_view
 @require_POST
+@reauthentication_required
 def member_change(request: HttpRequest, slug: str, username: str) -> HttpResponse:
     """Change a member's role, or remove them (`remove` in the form)."""
     workspace = workspace_for(request.user, slug)
