@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -91,3 +92,9 @@ def cache(name: str, default: str | None = None) -> dict[str, Any]:
 
 def email(name: str, default: str) -> dict[str, Any]:
     return _url(name, default, environ.Env.email_url_config, "a mail URL, such as smtp+tls://user:pass@host:587")
+
+
+def web_origin(url: str) -> str:
+    """The origin (scheme://host[:port]) of a URL, as a Content-Security-Policy source."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -14,6 +14,7 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from console import environment
+from console.environment import web_origin
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -112,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "secrets_app.context_processors.workspace_switcher",
+                "secrets_app.context_processors.identity",
             ],
         },
     },
@@ -300,6 +302,10 @@ SOCIALACCOUNT_PROVIDERS = {
         else [],
     }
 }
+if OIDC_ISSUER_URL:
+    # Single sign-on's "Continue" posts to the console, which redirects to the provider: browsers
+    # hold that redirect to form-action too.
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(web_origin(OIDC_ISSUER_URL))
 # Password sign-in is for superusers only (break-glass); everyone else signs in with the provider.
 SSO_ONLY = environment.flag("SSO_ONLY", False)
 if SSO_ONLY and not OIDC_ISSUER_URL:
@@ -347,6 +353,8 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "secrets_app.reporting.AlwaysSafeExceptionRe
 # Error reports by e-mail: ADMINS is a comma-separated list of addresses.
 ADMINS = [(address, address) for address in environment.names("ADMINS", [])]
 SERVER_EMAIL = environment.text("SERVER_EMAIL", "secrets-console@localhost")
+# The sender of address confirmations and password resets.
+DEFAULT_FROM_EMAIL = environment.text("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 EMAIL_CONFIG = environment.email("EMAIL_URL", "consolemail://")
 vars().update(EMAIL_CONFIG)
 

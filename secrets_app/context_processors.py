@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -14,3 +15,12 @@ def workspace_switcher(request: HttpRequest) -> dict[str, Any]:
     if not request.user.is_authenticated or request.path.startswith(("/admin/", "/api/")):
         return {}
     return {"switcher_workspaces": SimpleLazyObject(lambda: workspace_menu(request.user))}
+
+
+def identity(request: HttpRequest) -> dict[str, Any]:
+    """What the sign-in pages and Account Settings show of the identity settings."""
+    return {
+        "sso_only": settings.SSO_ONLY,
+        "sso_enabled": bool(settings.SOCIALACCOUNT_PROVIDERS.get("openid_connect", {}).get("APPS")),
+        "signup_open": settings.SIGNUP_OPEN and not settings.SSO_ONLY,
+    }

@@ -203,6 +203,11 @@ def unseal(sealed: bytes, associated_data: bytes, *, ring: KeyRing | None = None
         raise DecryptionFailed() from None
 
 
+# What a TOTP authenticator's secret is sealed bound to (identity.MFAAdapter): it cannot be passed
+# off as a secret's value, nor the other way round.
+TOTP_ASSOCIATED_DATA = b"secrets-console/mfa-authenticator"
+
+
 def seal_text(plaintext: str, associated_data: bytes) -> str:
     """`seal`, as URL-safe base64 text, for a value kept in a text or JSON column."""
     return base64.urlsafe_b64encode(seal(plaintext, associated_data)).decode("ascii")

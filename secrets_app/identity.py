@@ -20,6 +20,7 @@ from allauth.account.internal.flows.email_verification import (
 )
 from allauth.account.internal.userkit import filter_users_by_email
 from allauth.account.models import EmailAddress
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.mfa.base.forms import AuthenticateForm, ReauthenticateForm
@@ -27,18 +28,17 @@ from allauth.mfa.models import Authenticator
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django import forms
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.hashers import make_password
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
 from secrets_app import crypto
 from secrets_app.http import client_ip
 from secrets_app.reauthentication import recently_authenticated
 from secrets_app.services import accounts
-
-# TOTP secrets are sealed under the key ring, bound to this purpose (a sealed TOTP secret cannot be
-# passed off as a secret's value, nor the other way round).
-_TOTP_ASSOCIATED_DATA = b"secrets-console/mfa-authenticator"
 
 
 def sign_in_name(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
@@ -49,7 +49,7 @@ def sign_in_name(request: HttpRequest, credentials: dict[str, Any] | None) -> st
     name = credentials.get("username") or credentials.get("email") or credentials.get("login")
     if name is None:
         name = request.POST.get("login") or request.POST.get("username") if request is not None else None
-    if not name or "@" not in name:
+    if not name or "@" not in name or "\x00" in name:
         return name
     user = get_user_model().objects.filter(email__iexact=name).only("username").first()
     return user.get_username() if user else name
@@ -67,19 +67,36 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    """Single sign-on: the provider vouches for an address it says is verified, so its users get an
+    account even when sign-up is closed; never one that takes over an existing account's address."""
+
+    def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
+        if sociallogin.is_existing:
+            return
+        taken = [address.email for address in sociallogin.email_addresses if filter_users_by_email(address.email)]
+        if taken:
+            # An account is linked by its owner (Account Settings → Single sign-on), never by a
+            # matching address: whoever controls the provider's claim would take the account over.
+            messages.error(
+                request,
+                "An account with this e-mail address exists already. Sign in to it, then connect single sign-on "
+                "under Account Settings → Single sign-on.",
+            )
+            raise ImmediateHttpResponse(redirect("account_login"))
+
     def is_open_for_signup(self, request: HttpRequest, sociallogin: Any) -> bool:
-        # The provider vouches for its users: they get an account even when sign-up is closed.
-        return True
+        verified = any(address.verified for address in sociallogin.email_addresses)
+        return verified or (settings.SIGNUP_OPEN and not settings.SSO_ONLY)
 
 
 class MFAAdapter(DefaultMFAAdapter):
     """Stores TOTP secrets sealed under the console's key ring, never in the clear."""
 
     def encrypt(self, text: str) -> str:
-        return crypto.seal_text(text, _TOTP_ASSOCIATED_DATA)
+        return crypto.seal_text(text, crypto.TOTP_ASSOCIATED_DATA)
 
     def decrypt(self, encrypted_text: str) -> str:
-        return crypto.unseal_text(encrypted_text, _TOTP_ASSOCIATED_DATA)
+        return crypto.unseal_text(encrypted_text, crypto.TOTP_ASSOCIATED_DATA)
 
 
 class SignupForm(AllauthSignupForm):
@@ -99,6 +116,9 @@ class SignupForm(AllauthSignupForm):
         adapter = get_adapter()
         user, sent = None, False
         if self.account_already_exists:
+            # The password is hashed on this path too: a new account's sign-up must not take
+            # measurably longer than a known address's.
+            make_password(self.cleaned_data.get("password1"))
             adapter.send_account_already_exists_mail(email)
         else:
             user = self.save(request)

@@ -7,11 +7,12 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core import mail
 from django.test import Client
 
 from secrets_app.models import AuditEvent, UserSession, Workspace
-from tests.conftest import PASSWORD, signed_in_client
+from tests.conftest import PASSWORD, JsonClient, error_of, signed_in_client
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +124,59 @@ def test_a_reset_for_an_unknown_address_answers_the_same(alice):
     known = Client().post("/accounts/password/reset/", {"email": "alice@example.com"})
     unknown = Client().post("/accounts/password/reset/", {"email": "nobody@example.com"})
     assert (known.status_code, known["Location"]) == (unknown.status_code, unknown["Location"])
+
+
+def test_sso_only_leaves_password_sign_in_to_superusers(alice, make_user, settings):
+    settings.SSO_ONLY = True
+    settings.SOCIALACCOUNT_PROVIDERS = {
+        "openid_connect": {
+            "APPS": [
+                {
+                    "provider_id": "sso",
+                    "name": "Company SSO",
+                    "client_id": "console",
+                    "secret": "s",
+                    "settings": {"server_url": "http://127.0.0.1:9/"},
+                }
+            ]
+        }
+    }
+    page = Client().get("/accounts/login/")
+    assert b"Company SSO" in page.content and b"Administrators: sign in with a password" in page.content
+    assert b"Sign up" not in page.content
+    refused = Client().post("/accounts/login/", {"login": "alice", "password": PASSWORD})
+    assert refused.status_code == 400 and b"Sign in with single sign-on" in refused.content
+    make_user("root", is_staff=True, is_superuser=True)
+    assert Client().post("/accounts/login/", {"login": "root", "password": PASSWORD}).status_code == 302
+    api = JsonClient()
+    api.refresh_csrf()
+    assert error_of(api.post("/api/v1/session/", {"username": "alice", "password": PASSWORD})) == (403, "sso_only")
+
+
+class CountingHasher(MD5PasswordHasher):
+    """Django's MD5 hasher (fast, for tests), counting the passwords it hashes."""
+
+    algorithm = "counting_md5"
+    hashed = 0
+
+    def encode(self, password, salt):
+        CountingHasher.hashed += 1
+        return super().encode(password, salt)
+
+
+def test_sign_up_and_sign_in_hash_a_password_whether_the_name_exists_or_not(alice, settings):
+    """Same timing class: the slow step, hashing a password, happens once on each path."""
+    settings.PASSWORD_HASHERS = ["tests.test_identity.CountingHasher"]
+    alice.email = "alice@example.com"
+    alice.save()
+    hashed = {}
+    for label, email in (("known", "alice@example.com"), ("new", "nobody@example.com")):
+        CountingHasher.hashed = 0
+        sign_up(Client(), email)
+        hashed[f"sign-up, {label} address"] = CountingHasher.hashed
+    for label, login in (("known", "alice"), ("unknown", "nobody-at-all")):
+        CountingHasher.hashed = 0
+        Client().post("/accounts/login/", {"login": login, "password": "wrong-pass-99"})
+        hashed[f"sign-in, {label} username"] = CountingHasher.hashed
+    assert hashed["sign-up, known address"] == hashed["sign-up, new address"] == 1, hashed
+    assert hashed["sign-in, known username"] == hashed["sign-in, unknown username"], hashed

@@ -261,3 +261,20 @@ def test_flipping_any_byte_of_a_stored_value_gives_runners_one_generic_error(ali
     ((status, body),) = answers
     assert status == 500 and b"undecryptable" in body
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SECRET_READ_DENIED).count() == len(stored)
+
+
+def test_two_factor_secrets_are_resealed_under_the_new_key_too(settings, alice, team):
+    import pyotp
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    settings.SECRETS_ENCRYPTION_KEYS = OLD_RING
+    TOTP.activate(alice, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    settings.SECRETS_ENCRYPTION_KEYS = ROTATED_RING
+    assert "TOTP) secrets re-encrypted: 1;" in rotate()
+    stored = Authenticator.objects.get(user=alice).data["secret"]
+    assert crypto.sealed_key_id(base64.urlsafe_b64decode(stored)) == "new"
+    # Once the old key is retired, the authenticator app's codes still work.
+    settings.SECRETS_ENCRYPTION_KEYS = f"new:{NEW_KEY}"
+    authenticator = Authenticator.objects.get(user=alice)
+    assert authenticator.wrap().validate_code(pyotp.TOTP("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").now())

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from secrets_app.client import ConsoleClient, redaction_forms
 from secrets_app.models import AuditEvent
@@ -274,6 +275,39 @@ def test_login_prompts_without_echo_and_saves_a_private_session_file(live_server
     from_file = {"CONSOLE_LOGIN_FILE": str(login_path)}
     assert run_client("get", "MINE", **from_file) == {"value": "personal-value"}
     assert run_client("get", "API_KEY", **from_file)["error"] == "SecretNotFound"
+
+
+def test_login_asks_for_the_two_factor_code_of_an_account_that_has_one(live_server, console, tmp_path):
+    import pyotp
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    from tests.test_two_factor import SECRET_BASE32
+
+    TOTP.activate(get_user_model().objects.get(username="alice"), SECRET_BASE32)
+    login_path = tmp_path / "login.json"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CONSOLE")}
+    env.update(PYTHONPATH=str(ROOT), CONSOLE_LOGIN_FILE=str(login_path))
+    command = [sys.executable, "-m", "secrets_app.client", "login", "--url", live_server.url, "--username", "alice"]
+    pid, terminal = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, command, env)
+    transcript = _read_until(terminal, b"Password for alice: ")
+    os.write(terminal, PASSWORD.encode() + b"\n")
+    transcript += _read_until(terminal, b"Two-factor code: ")
+    os.write(terminal, pyotp.TOTP(SECRET_BASE32).now().encode() + b"\n")
+    transcript += _read_until(terminal, None)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, transcript.decode()
+    assert "Signed in as alice" in transcript.decode()
+    # --code on the command line, with a recovery code this time.
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+
+    code = RecoveryCodes.activate(get_user_model().objects.get(username="alice")).get_unused_codes()[0]
+    completed = subprocess.run(
+        [*command, "--code", code], env=env, input=PASSWORD + "\n", capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Signed in as alice" in completed.stdout
 
 
 def test_a_wrong_password_at_login_fails_and_writes_nothing(live_server, console, tmp_path):

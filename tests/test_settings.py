@@ -262,3 +262,41 @@ def test_make_serve_prod_never_reads_the_development_env_file(tmp_path):
         env={"PATH": os.environ["PATH"]},
     )
     assert "CONSOLE_ENV_FILE=[]" in result.stdout, result.stdout + result.stderr
+
+
+def test_single_sign_on_comes_from_the_environment(tmp_path):
+    show = (
+        "from django.conf import settings as s; app = s.SOCIALACCOUNT_PROVIDERS['openid_connect']['APPS'][0]; "
+        "print(app['name'], app['client_id'], app['settings']['server_url'], s.SSO_ONLY, "
+        "s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action'])"
+    )
+    sso = {
+        "OIDC_ISSUER_URL": "https://id.example.com/realms/main",
+        "OIDC_CLIENT_ID": "console",
+        "OIDC_CLIENT_SECRET": "s3cret",
+        "OIDC_BUTTON_LABEL": "Example ID",
+        "SSO_ONLY": "true",
+    }
+    shown = run_manage("shell", "-v", "0", "-c", show, **BASE, **sso)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == [
+        "Example",
+        "ID",
+        "console",
+        "https://id.example.com/realms/main",
+        "True",
+        "[\"'self'\",",
+        "'https://id.example.com']",
+    ]
+    refused = run_manage("check", **BASE, SSO_ONLY="true")
+    assert refused.returncode != 0 and "SSO_ONLY=true needs OIDC_ISSUER_URL" in refused.stderr
+    closed = run_manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.conf import settings as s; print(s.SIGNUP_OPEN)",
+        **BASE,
+        SIGNUP_OPEN="false",
+    )
+    assert closed.stdout.strip() == "False"

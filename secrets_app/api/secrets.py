@@ -1,6 +1,7 @@
 """Secrets: their metadata (never a value), adding, deleting, tagging, a .env import, and "which
 keys hold this value?". There is no update: secrets are immutable."""
 
+import datetime
 from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
@@ -198,6 +199,8 @@ def add_secret(request: HttpRequest, slug: PathSlug, secret: NewSecret = JsonBod
     # in between must not turn this 201 into a 404.
     created.last_read_at = created.last_read_workflow = created.last_read_reader = created.last_read_execution = None
     created.recent_reads = 0
+    if created.expires_at is not None:
+        created.expires_at = created.expires_at.astimezone(datetime.UTC)  # as the database gives it back
     (answer,) = with_same_value_keys(request.user, workspace, [created])
     return Status(201, secret_json(answer))
 

@@ -13,9 +13,9 @@ VALUE = "-----BEGIN KEY-----\nbrowser-canary-9c1\n-----END KEY-----\n"
 
 def sign_in(page, username: str) -> None:
     page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
+    page.get_by_label("Username or e-mail").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign In", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Secrets")
 
 

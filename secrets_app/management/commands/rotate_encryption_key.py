@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from secrets_app import crypto
 from secrets_app.selectors.keys import sealed_value_counts, secrets_sealed_under
-from secrets_app.services.keys import record_key_rotation, reseal_secrets
+from secrets_app.services.keys import record_key_rotation, reseal_secrets, reseal_totp_secrets
 
 BAR_WIDTH = 30
 
@@ -41,6 +41,11 @@ class Command(BaseCommand):
         }
         missing = {key_id: rows for key_id, rows in counts.items() if key_id not in ring.keys}
         total = sum(rotatable.values())
+        if not dry_run:
+            totp_resealed, totp_unreadable = reseal_totp_secrets()
+            self.stdout.write(
+                f"Two-factor (TOTP) secrets re-encrypted: {totp_resealed:,}; could not be opened: {totp_unreadable:,}."
+            )
         if dry_run:
             self.stdout.write(
                 f"Dry run: {total:,} values would be re-encrypted under {ring.active_key_id!r}; nothing written."
