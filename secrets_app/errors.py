@@ -258,6 +258,11 @@ class MfaRequiredByWorkspace(AccessDenied):
     )
 
 
+class OutsideWorkflowScope(AccessDenied):
+    code = "outside_workflow_scope"
+    default_message = "This run's workflow does not declare that secret."
+
+
 class RunnerSessionEnded(ConsoleError):
     """A runner presented the session of an execution that has finished or expired."""
 

@@ -19,6 +19,7 @@ from .validators import (
     EXPIRED_SECRET_GRACE_MAX_DAYS,
     SECRET_KEY_MAX_LENGTH,
     SECRET_VALUE_MAX_BYTES,
+    TEMPLATE_MAX_NAMES,
     UNREAD_DAYS_MAX,
     parse_secret_expiry,
     parse_unread_days,
@@ -323,6 +324,19 @@ class WorkflowRegisterForm(forms.Form):
         help_text="A JSON object; use ${workflow.secrets.NAME} where a task needs a secret, e.g. "
         '{"tasks": [{"name": "fetch", "inputs": {"token": "${workflow.secrets.API_KEY}"}}]}',
     )
+    secrets = forms.CharField(
+        label="Secrets its code reads by name",
+        required=False,
+        max_length=TEMPLATE_MAX_NAMES * (SECRET_KEY_MAX_LENGTH + 1),
+        widget=forms.TextInput(
+            attrs={"placeholder": "DB_URL SIGNING_KEY", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        help_text="Keys, separated by spaces or commas, besides those the definition names. Its runs may read "
+        "these and the definition's, and no others.",
+    )
+
+    def clean_secrets(self) -> list[str]:
+        return [key for key in TAG_SEPARATORS.split(self.cleaned_data["secrets"]) if key]
 
 
 class LaunchForm(forms.Form):

@@ -24,7 +24,19 @@ from tests.test_runners import API_KEY_VALUE, events, launch, read, runner_clien
 
 # The runner tests' fixtures: the team's secrets (API_KEY, DB_PASSWORD), and a workflow there.
 secrets_in_team = test_runners.secrets_in_team
-workflow = test_runners.workflow
+
+
+@pytest.fixture
+def workflow(alice, secrets_in_team):
+    """test_runners' workflow, declaring the keys these tests read by name too."""
+    return register_workflow(
+        actor=alice,
+        workspace=secrets_in_team,
+        name="nightly",
+        definition=test_runners.DEFINITION,
+        secrets=["OLD", "FRESH", "GRACED", "SOON", "TODAY", "LATER", "FOREVER", "GONE", "OLD_TOKEN"],
+    )
+
 
 pytestmark = pytest.mark.django_db
 
@@ -310,7 +322,7 @@ def test_the_client_raises_secret_expired(live_server, alice, team):
     create_secret(actor=alice, workspace=team, key="OLD", value="v", expires_at=in_days(1))
     create_secret(actor=alice, workspace=team, key="FRESH", value="fresh", expires_at=in_days(1))
     expiry_passes(team, "OLD", days_ago=1)
-    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={}, secrets=["OLD", "FRESH"])
     _, session_key = launch(alice, team, nightly)
     runner = ConsoleClient(live_server.url, session_key)
     with pytest.raises(SecretExpired) as refused:

@@ -249,7 +249,7 @@ def test_a_runner_read_writes_only_its_audit_event(alice, team, workflow):
 def test_the_client_lists_last_use_and_stale_secrets(live_server, alice, team):
     create_secret(actor=alice, workspace=team, key="USED", value="v")
     create_secret(actor=alice, workspace=team, key="UNUSED", value="v")
-    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={})
+    nightly = register_workflow(actor=alice, workspace=team, name="nightly", definition={}, secrets=["USED"])
     execution, session_key = launch(alice, team, nightly)
     assert ConsoleClient(live_server.url, session_key).get_secret("USED") == "v"
     console = ConsoleClient(live_server.url)

@@ -119,6 +119,7 @@ def console(live_server, alice, team):
         "team",
         "nightly",
         {"steps": [{"token": "${workflow.secrets.API_KEY}"}, {"key": "${workflow.secrets.PEM_KEY}"}]},
+        secrets=["SERVICE_ACCOUNT"],  # read by name in its code (get_secret)
     )
     return client
 

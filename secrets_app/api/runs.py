@@ -17,6 +17,7 @@ from secrets_app.api.types import (
     PathSlug,
     PathUUID,
     PathWorkflowName,
+    SecretKey,
     UUIDText,
     WorkflowName,
     WorkflowReference,
@@ -25,7 +26,14 @@ from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
-from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
+from secrets_app.selectors.runs import (
+    declared_keys,
+    execution_for,
+    executions_in,
+    visible_keys,
+    workflow_for,
+    workflows_in,
+)
 from secrets_app.selectors.workspaces import workspace_for
 from secrets_app.services.runs import (
     WORKFLOW_DEFINITION_MAX_BYTES,
@@ -59,6 +67,12 @@ class NewWorkflow(Schema):
             }
         ),
     ]
+    secrets: list[SecretKey] | None = Field(
+        default=None,
+        max_length=TEMPLATE_MAX_NAMES,
+        description="Keys its code reads by name (get_secret), besides those its definition's placeholders name. "
+        "Its runs may read these and no others (403 outside_workflow_scope).",
+    )
 
 
 class Launch(Schema):
@@ -87,7 +101,13 @@ class WorkflowOut(Schema):
     name: str
     workspace: str
     definition: dict[str, Any]
-    secrets: list[str] = Field(max_length=TEMPLATE_MAX_NAMES, description="Every secret key it names, sorted.")
+    secrets: list[str] = Field(
+        max_length=TEMPLATE_MAX_NAMES, description="Every secret key it declares (placeholders and its list), sorted."
+    )
+    missing_secrets: list[str] = Field(
+        max_length=TEMPLATE_MAX_NAMES,
+        description="Declared keys not in its workspace, or hidden from you: its runs would be refused them.",
+    )
     registered_by: str | None
     registered_at: DateTime
 
@@ -132,13 +152,15 @@ def workflow_summary_json(workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def workflow_json(workflow: Workflow) -> dict[str, Any]:
+def workflow_json(user: Any, workflow: Workflow) -> dict[str, Any]:
+    declared = declared_keys(workflow)
     return {
         "reference": workflow.reference,
         "name": workflow.name,
         "workspace": workflow.workspace.slug,
         "definition": workflow.definition,
-        "secrets": list(workflow.secret_references.order_by("key").values_list("key", flat=True)),
+        "secrets": declared,
+        "missing_secrets": sorted(set(declared) - visible_keys(user, workflow.workspace, declared)),
         "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
         "registered_at": workflow.registered_at.isoformat(),
     }
@@ -182,9 +204,10 @@ def add_workflow(request: HttpRequest, slug: PathSlug, workflow: NewWorkflow = J
         workspace=workspace,
         name=workflow.name,
         definition=workflow.definition,
+        secrets=workflow.secrets,
         ip_address=client_ip(request),
     )
-    return Status(201, workflow_json(registered))
+    return Status(201, workflow_json(request.user, registered))
 
 
 @router.get(
@@ -194,7 +217,7 @@ def add_workflow(request: HttpRequest, slug: PathSlug, workflow: NewWorkflow = J
     summary="One workflow",
 )
 def get_workflow(request: HttpRequest, slug: PathSlug, name: PathWorkflowName) -> dict[str, Any]:
-    return workflow_json(workflow_for(request.user, f"{slug}/{name}"))
+    return workflow_json(request.user, workflow_for(request.user, f"{slug}/{name}"))
 
 
 @router.delete(

@@ -165,10 +165,14 @@ class ConsoleClient:
         """Delete a secret (to change a value: delete it, then add it again)."""
         self._request("DELETE", f"/api/v1/workspaces/{_quote(workspace)}/secrets/{_quote(key)}/", unsafe=True)
 
-    def register_workflow(self, workspace: str, name: str, definition: Mapping[str, Any]) -> dict[str, Any]:
-        """Register a workflow in `workspace` (its home); answers its description."""
+    def register_workflow(
+        self, workspace: str, name: str, definition: Mapping[str, Any], secrets: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Register a workflow in `workspace` (its home); answers its description. Its runs may read
+        the keys its definition's placeholders name and `secrets` (those its code reads by name)."""
         path = f"/api/v1/workspaces/{_quote(workspace)}/workflows/"
-        return self._request("POST", path, {"name": name, "definition": definition}, unsafe=True)
+        body = {"name": name, "definition": definition, **({"secrets": secrets} if secrets is not None else {})}
+        return self._request("POST", path, body, unsafe=True)
 
     def launch(self, workspace: str, workflow: str) -> dict[str, Any]:
         """Launch `workflow` ("<home-slug>/<name>") in `workspace`; the answer's `runner_session`

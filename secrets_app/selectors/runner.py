@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, QuerySet
 from django.db.models.functions import Length
 from django.utils import timezone
 
 from secrets_app import permissions
 from secrets_app.fields import SealedValue
-from secrets_app.models import Execution, Secret, Workspace
+from secrets_app.models import Execution, Secret, WorkflowSecretReference, Workspace
 from secrets_app.permissions import Action
 
 RUNNER_EXECUTION = "runner_execution"
@@ -103,8 +103,12 @@ class _RunnerReadQuery:
         columns = ["id", "workspace_id", "key", stored, "expires_at", "workspace__expired_secret_grace_days", "usable"]
         if execution_id is not None:
             live = Execution.objects.filter(pk=execution_id, status=Execution.Status.RUNNING, expires_at__gt=now)
-            secrets = secrets.annotate(execution_live=Exists(live))
-            columns.append("execution_live")
+            # A runner session reads only what its workflow declares (placeholders and its list).
+            declared = WorkflowSecretReference.objects.filter(
+                workflow__executions__pk=execution_id, key=OuterRef("key")
+            )
+            secrets = secrets.annotate(execution_live=Exists(live), in_scope=Exists(declared))
+            columns += ["execution_live", "in_scope"]
         return secrets.values_list(*columns).order_by()
 
     def _compile(self, is_local: bool, key_count: int, with_values: bool) -> tuple[str, list[tuple[str, Any]]]:
@@ -149,7 +153,7 @@ class _RunnerReadQuery:
 
     @staticmethod
     def _secret(row: tuple[Any, ...], is_local: bool, with_values: bool) -> Secret:
-        secret_id, workspace_id, key, stored, expires_at, grace_days, usable, *live = row
+        secret_id, workspace_id, key, stored, expires_at, grace_days, usable, *run = row
         secret_id = secret_id if isinstance(secret_id, uuid.UUID) else uuid.UUID(secret_id)
         secret = Secret.from_db(
             connection.alias,
@@ -162,7 +166,8 @@ class _RunnerReadQuery:
             secret.stored_size = stored
         secret.grace_days = grace_days
         secret.usable = bool(usable)
-        secret.execution_live = is_local or bool(live[0])
+        secret.execution_live = is_local or bool(run[0])
+        secret.in_scope = is_local or bool(run[1])
         return secret
 
 
@@ -203,8 +208,9 @@ _runner_read_query = _RunnerReadQuery()
 def secrets_for_runner(context: RunnerContext, keys: list[str], *, with_values: bool = True) -> list[Secret]:
     """The secrets named `keys` (at most 1,024) where this runner may look, each saying whether
     the reader may use it (`usable`), the grace its workspace gives once it expires (`grace_days`)
-    and, for a runner session, whether its execution is still running (`execution_live`): one
-    query. With its sealed `value`, or else only its `stored_size` in bytes (see `sealed_values`)."""
+    and, for a runner session, whether its execution is still running (`execution_live`) and its
+    workflow declares the key (`in_scope`): one query. With its sealed `value`, or else only its
+    `stored_size` in bytes (see `sealed_values`)."""
     if context.lookup_workspace is None or not keys:
         return []
     return _runner_read_query.run(context, keys, with_values=with_values)

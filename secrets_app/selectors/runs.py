@@ -61,6 +61,17 @@ def workflow_for(user: Any, reference: str) -> Workflow:
     return workflow
 
 
+def declared_keys(workflow: Workflow) -> list[str]:
+    """The secret keys a workflow declares (its placeholders and its list), sorted: all its runs may read."""
+    return list(workflow.secret_references.order_by("key").values_list("key", flat=True))
+
+
+def visible_keys(user: Any, workspace: Workspace, keys: list[str]) -> set[str]:
+    """Which of `keys` exist in `workspace` and `user` may see (one query)."""
+    visible = permissions.visible_secrets_filter(user, workspace)
+    return set(workspace.secrets.filter(visible, key__in=keys).values_list("key", flat=True))
+
+
 def workflows_using_key(workspace: Workspace, key: str, *, limit: int = WORKFLOWS_USING_KEY_LISTED) -> Capped:
     """The first `limit` registered workflows of `workspace` (by name) whose definitions reference
     secret `key`, and how many there are."""

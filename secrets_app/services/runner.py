@@ -16,6 +16,7 @@ from secrets_app import permissions
 from secrets_app.crypto import MAX_SEALING_OVERHEAD, DecryptionFailed
 from secrets_app.errors import (
     AccessDenied,
+    OutsideWorkflowScope,
     ResolvedTooLarge,
     RunnerSessionEnded,
     SecretExpired,
@@ -144,6 +145,8 @@ def _decide(context: RunnerContext, keys: list[str], found: dict[str, Secret]) -
             refused[key] = "execution_finished"
         elif not secret.usable:
             refused[key] = "permission_denied"
+        elif not secret.in_scope:
+            refused[key] = "outside_workflow_scope"
         elif secret.expires_at is not None:
             expiry = Expiry.of(secret.expires_at, grace_days=secret.grace_days, now=timezone.now())
             if not permissions.expiry_allows_use(expiry):
@@ -175,6 +178,11 @@ def _refusal(refused: dict[str, str], *, template: bool) -> Exception:
             return SecretNotFound(f"No secret {key} that this run may read.")
         if reason == "undecryptable":
             return DecryptionFailed()
+        if reason == "outside_workflow_scope":
+            return OutsideWorkflowScope(
+                f"This run's workflow does not declare secret {key}: declare it (a ${{workflow.secrets.{key}}} "
+                'placeholder, or its "secrets" list) and register the workflow again.'
+            )
         if reason == "secret_expired":
             return SecretExpired(
                 f"Secret {key} has expired and its workspace's grace, if any, has run out: runners may no longer "

@@ -22,7 +22,7 @@ from secrets_app.selectors import runner as runner_selectors
 from secrets_app.selectors.sessions import session_store
 from secrets_app.services import audit
 from secrets_app.strict_json import LONE_SURROGATE, NUL, unstorable_text
-from secrets_app.validators import TEMPLATE_MAX_NAMES, validate_workflow_name
+from secrets_app.validators import SECRET_KEY_PATTERN, TEMPLATE_MAX_NAMES, validate_workflow_name
 
 WORKFLOW_DEFINITION_MAX_BYTES = 256 * 1024
 UNSTORABLE_DEFINITION = {
@@ -32,9 +32,18 @@ UNSTORABLE_DEFINITION = {
 
 
 def register_workflow(
-    *, actor: Any, workspace: Workspace, name: str, definition: Any, ip_address: str | None = None
+    *,
+    actor: Any,
+    workspace: Workspace,
+    name: str,
+    definition: Any,
+    secrets: list[str] | None = None,
+    ip_address: str | None = None,
 ) -> Workflow:
-    """Register a workflow in `workspace`, its home; remember which secret keys it references."""
+    """Register a workflow in `workspace`, its home, with the secret keys it declares: those its
+    definition names (`${workflow.secrets.KEY}`) and `secrets`, the keys its code reads by name
+    (`get_secret`). Its runs may read those and no others (`outside_workflow_scope`). At most
+    TEMPLATE_MAX_NAMES keys in all; raises ValidationError (`name`, `definition`, `secrets`)."""
     permissions.require(actor, Action.REGISTER_WORKFLOW, workspace)
     problems: dict[str, ValidationError] = {}
     try:
@@ -47,15 +56,22 @@ def register_workflow(
         problems["definition"] = ValidationError("The definition is larger than 256 KiB.")
     elif problem := unstorable_text(definition):
         problems["definition"] = ValidationError(UNSTORABLE_DEFINITION[problem])
+    malformed = [key for key in secrets or [] if not isinstance(key, str) or not SECRET_KEY_PATTERN.fullmatch(key)]
+    if malformed:
+        problems["secrets"] = ValidationError(
+            f"Not a secret key: {malformed[0]!r}"
+            if len(malformed) == 1
+            else f"{len(malformed)} entries are not secret keys."
+        )
     if problems:
         raise ValidationError(problems)
-    keys = placeholders_in(definition)
+    keys = sorted(set(placeholders_in(definition)) | set(secrets or []))
     if len(keys) > TEMPLATE_MAX_NAMES:
         # Its runs could never resolve it (400 too_many_placeholders), and its page would not end.
         raise ValidationError(
             {
                 "definition": ValidationError(
-                    f"The definition names {len(keys):,} different secrets; a workflow may name at most "
+                    f"The workflow declares {len(keys):,} different secrets; a workflow may declare at most "
                     f"{TEMPLATE_MAX_NAMES:,}.",
                     code="too_many_placeholders",
                 )

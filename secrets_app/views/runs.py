@@ -15,7 +15,7 @@ from secrets_app.forms import LaunchForm, WorkflowRegisterForm
 from secrets_app.http import client_ip
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import paginate
-from secrets_app.selectors.runs import execution_for, executions_in, workflow_for, workflows_in
+from secrets_app.selectors.runs import execution_for, executions_in, visible_keys, workflow_for, workflows_in
 from secrets_app.selectors.workspaces import workspace_for, workspace_menu
 from secrets_app.services.runs import delete_workflow, finish_execution, launch_execution, register_workflow
 from secrets_app.views.base import console_view, developer_context, show_errors
@@ -43,12 +43,17 @@ def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Workflow {workflow.reference} registered.")
             return redirect("workflows", slug=workspace.slug)
     targets = _launch_targets(request.user)
+    workflows = paginate(workflows_in(workspace), request.GET.get("page"))
     context = developer_context(
         request,
         workspace,
         "workflows",
         form=form,
-        workflows=paginate(workflows_in(workspace), request.GET.get("page")),
+        workflows=workflows,
+        # Declared keys that are not here or hidden from you: a run would be refused them.
+        visible_keys=visible_keys(
+            request.user, workspace, [ref.key for workflow in workflows for ref in workflow.listed_references]
+        ),
         launch_form=LaunchForm(workspaces=targets, initial={"workspace": workspace.slug}) if targets else None,
     )
     return render(request, "developer/workflows.html", context, status=400 if form.errors else 200)
