@@ -36,6 +36,7 @@ ui_patterns = [
     path(f"{developer}/workflows/<str:name>/delete/", runs.workflow_delete, name="workflow-delete"),
     path(f"{developer}/executions/", runs.executions_page, name="executions"),
     path("settings/executions/<str:execution_id>/finish/", runs.execution_finish, name="execution-finish"),
+    path("settings/executions/<str:execution_id>/launched/", runs.execution_launched, name="execution-launched"),
     path(f"{developer}/activity/", activity.activity_page, name="activity"),
     path(f"{developer}/activity.<str:export_format>", activity.activity_export, name="activity-export"),
     path(f"{developer}/settings/", workspaces.workspace_settings_page, name="workspace-settings"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from importlib import import_module
 
 import pytest
@@ -308,12 +309,19 @@ def test_launching_from_the_workflows_page_shows_the_runner_session_once(alice, 
     page = browser.get("/settings/developer/team/workflows/").content.decode()
     assert 'name="workspace"' in page and "Launch" in page
     response = browser.post("/settings/developer/team/workflows/nightly/launch/", {"workspace": "other"})
-    assert response.status_code == 201
     execution = Execution.objects.get()
-    page = response.content.decode()
+    # Post/redirect/get: the launch answers a redirect to the page that shows the credential once.
+    assert response.status_code == 302 and response["Location"] == f"/settings/executions/{execution.id}/launched/"
+    page = browser.get(response["Location"]).content.decode()
     assert f"CONSOLE_SESSION={execution.runner_session_key}" in page
     assert "workspace_mismatch" in page  # registered in team, launched in other
+    reloaded = browser.get(response["Location"])
+    assert reloaded.status_code == 200 and execution.runner_session_key not in reloaded.content.decode()
+    assert "was shown once" in reloaded.content.decode()
+    assert Execution.objects.count() == 1  # a reload launched nothing
     assert execution.runner_session_key not in browser.get("/settings/developer/other/executions/").content.decode()
+    # Nobody else's session holds it, and another user cannot open the page.
+    assert browser.get(f"/settings/executions/{uuid.uuid4()}/launched/").status_code == 404
 
 
 # The runner read

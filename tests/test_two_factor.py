@@ -152,14 +152,14 @@ def test_launching_long_after_signing_in_asks_to_confirm_then_launches(alice, te
     resumed = client.post(response["Location"], {"password": PASSWORD})
     # The suspended launch goes through once the password is confirmed.
     assert Execution.objects.count() == 1
-    assert resumed.status_code == 201
+    assert resumed.status_code == 302 and resumed["Location"].endswith("/launched/")
     assert AuditEvent.objects.filter(action=AuditEvent.Action.REAUTHENTICATED, detail__method="password").exists()
 
 
 def test_a_recent_sign_in_needs_no_confirmation(alice, team, job):
     client = signed_in_client(alice, checked_seconds_ago=60)
     response = client.post(f"/settings/developer/{team.slug}/workflows/job/launch/", {"workspace": team.slug})
-    assert response.status_code == 201
+    assert response.status_code == 302 and response["Location"].endswith("/launched/")
     assert Execution.objects.count() == 1
 
 

@@ -75,8 +75,29 @@ def workflow_launch(request: HttpRequest, slug: str, name: str) -> HttpResponse:
     execution, session_key = launch_execution(
         actor=request.user, workspace=target, workflow=workflow, ip_address=client_ip(request)
     )
-    context = developer_context(request, target, "executions", execution=execution, runner_session=session_key)
-    return render(request, "developer/execution_launched.html", context, status=201)
+    # Post/redirect/get: the credential waits in this session for the one page that shows it, so a
+    # reload neither launches again nor shows it again.
+    request.session[_LAUNCHED] = {"execution": str(execution.id), "runner_session": session_key}
+    return redirect("execution-launched", execution_id=execution.id)
+
+
+_LAUNCHED = "launched_runner_session"
+
+
+@console_view
+@require_GET
+def execution_launched(request: HttpRequest, execution_id: str) -> HttpResponse:
+    """The page after a launch: the runner session, shown this once (it is taken out of the session
+    as the page is made); later visits show the execution without it."""
+    execution = execution_for(request.user, execution_id)
+    handed = request.session.get(_LAUNCHED) or {}
+    runner_session = handed.get("runner_session") if handed.get("execution") == str(execution.id) else None
+    if runner_session is not None:
+        del request.session[_LAUNCHED]
+    context = developer_context(
+        request, execution.workspace, "executions", execution=execution, runner_session=runner_session
+    )
+    return render(request, "developer/execution_launched.html", context)
 
 
 @console_view

@@ -37,6 +37,9 @@ def test_register_launch_read_and_finish_from_the_console(browser_page, alice, t
     expect(page.get_by_role("heading", name="Execution launched")).to_be_visible()
     credential = page.locator("pre.credential").inner_text()
     session_key = credential.split("CONSOLE_SESSION=")[1].strip()
+    page.reload()  # shown once: a reload neither shows it again nor launches again
+    expect(page.get_by_text("The runner session was shown once")).to_be_visible()
+    assert session_key not in page.content()
     assert runner_read(session_key, "API_KEY").json()["value"] == "browser-runner-canary"
 
     page.get_by_role("link", name="See all executions").click()
