@@ -325,7 +325,7 @@ class WorkflowRegisterForm(forms.Form):
         '{"tasks": [{"name": "fetch", "inputs": {"token": "${workflow.secrets.API_KEY}"}}]}',
     )
     secrets = forms.CharField(
-        label="Secrets its code reads by name",
+        label="Secrets its code reads",
         required=False,
         max_length=TEMPLATE_MAX_NAMES * (SECRET_KEY_MAX_LENGTH + 1),
         widget=forms.TextInput(
