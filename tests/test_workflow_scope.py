@@ -114,3 +114,24 @@ def test_the_workflows_page_registers_keys_read_by_name_and_flags_missing_ones(a
     bad = client.post(page, {"name": "bad", "definition": '{"a": 1}', "secrets": "fine not-a-key!"})
     assert bad.status_code == 400
     assert "Not a secret key" in bad.content.decode() and "not-a-key!" in bad.content.decode()
+
+
+# A runner session learns nothing of its launcher
+
+
+def test_a_runner_session_sees_its_execution_and_nothing_of_its_launcher(alice, team_secrets, api_key_only):
+    alice.email = "alice@example.com"
+    alice.save()
+    execution, session_key = launch(alice, team_secrets, api_key_only)
+    runner = runner_client(session_key)
+    who = runner.get("/api/v1/session/").json()
+    assert who["user"] is None
+    assert who["runner"]["execution"] == str(execution.id) and who["runner"]["workflow"] == "team/deploy"
+    seen = runner.get(f"/api/v1/executions/{execution.id}/").json()
+    assert seen["launched_by"] is None
+    refused_page = runner.get("/settings/developer/team/secrets/")
+    assert refused_page.status_code == 403
+    page = refused_page.content.decode()
+    assert "alice" not in page and "Sign out" not in page and "Account Settings" not in page
+    for answer in (who, seen):
+        assert "alice" not in str(answer)

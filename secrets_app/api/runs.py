@@ -26,6 +26,7 @@ from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
+from secrets_app.selectors.runner import RUNNER_EXECUTION
 from secrets_app.selectors.runs import (
     declared_keys,
     execution_for,
@@ -124,7 +125,7 @@ class ExecutionOut(Schema):
     workflow: str
     workspace: str
     status: ExecutionStatus
-    launched_by: str
+    launched_by: str | None = Field(description="Who launched it; null when a runner session asks.")
     started_at: DateTime
     expires_at: DateTime
     finished_at: DateTime | None
@@ -271,7 +272,12 @@ def launch(request: HttpRequest, slug: PathSlug, launch: Launch = JsonBody(...))
     summary="One execution",
 )
 def get_execution(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
-    return execution_json(execution_for(request.user, execution_id))
+    return _as_seen(request, execution_json(execution_for(request.user, execution_id)))
+
+
+def _as_seen(request: HttpRequest, answer: dict[str, Any]) -> dict[str, Any]:
+    """A runner session learns nothing of the user who launched it."""
+    return {**answer, "launched_by": None} if RUNNER_EXECUTION in request.session else answer
 
 
 @router.post(
@@ -283,4 +289,5 @@ def get_execution(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any
 )
 def finish(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
     found = execution_for(request.user, execution_id)
-    return execution_json(finish_execution(actor=request.user, execution=found, ip_address=client_ip(request)))
+    finished = finish_execution(actor=request.user, execution=found, ip_address=client_ip(request))
+    return _as_seen(request, execution_json(finished))

@@ -23,6 +23,7 @@ from secrets_app.models import Execution, UserSession, Workspace
 from secrets_app.permissions import has_second_factor
 from secrets_app.reauthentication import last_authenticated_at, record_check
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields
+from secrets_app.selectors.runner import RUNNER_EXECUTION
 from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
 
@@ -61,8 +62,18 @@ class User(Schema):
     personal_workspace: str | None
 
 
+class RunnerSessionOut(Schema):
+    """What a runner session is: its execution. Never anything of the user who launched it."""
+
+    execution: UUIDText
+    workflow: WorkflowReference
+    workspace: str
+    expires_at: DateTime
+
+
 class Session(Schema):
-    user: User | None
+    user: User | None = Field(description="The signed-in user; null for a runner session, and when signed out.")
+    runner: RunnerSessionOut | None = Field(default=None, description="A runner session's execution.")
     csrf_token: str
 
 
@@ -140,7 +151,18 @@ def session_json(user_session: UserSession) -> dict[str, Any]:
     summary="Who is signed in, and a CSRF token (sets the csrftoken cookie)",
 )
 def who_am_i(request: HttpRequest) -> dict[str, Any]:
-    return {"user": user_json(request.user), "csrf_token": get_token(request)}
+    execution_id = request.session.get(RUNNER_EXECUTION) if request.user.is_authenticated else None
+    if execution_id is not None:
+        # A runner session learns its execution, nothing of its launcher (name, e-mail, workspaces).
+        execution = Execution.objects.select_related("workspace").get(pk=execution_id)
+        runner = {
+            "execution": str(execution.id),
+            "workflow": execution.workflow_reference,
+            "workspace": execution.workspace.slug,
+            "expires_at": execution.expires_at.isoformat(),
+        }
+        return {"user": None, "runner": runner, "csrf_token": get_token(request)}
+    return {"user": user_json(request.user), "runner": None, "csrf_token": get_token(request)}
 
 
 @router.post(
