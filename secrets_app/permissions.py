@@ -13,7 +13,7 @@ from allauth.mfa.models import Authenticator
 from django.db.models import BooleanField, Exists, Expression, OuterRef, Q, QuerySet, Subquery, Value
 from guardian.shortcuts import get_objects_for_user
 
-from .errors import AccessDenied, MfaRequiredByWorkspace
+from .errors import AccessDenied
 from .models import (
     Expiry,
     ExpiryState,
@@ -76,9 +76,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW_WORKSPACE}),
 }
 
-# Superusers administer every team workspace (the admin site, or its pages in the console) but,
-# holding no role there, never add secrets nor read values. Personal workspaces stay private.
+# Superusers administer every team workspace (the admin site, or its pages in the console) but, holding no
+# role there, never add secrets, read values nor look them up. Personal workspaces stay private.
 SUPERUSER_ACTIONS = frozenset(Action) - {
+    Action.FIND_SECRETS_BY_VALUE,
     Action.CREATE_SECRET,
     Action.USE_SECRET,
     Action.REGISTER_WORKFLOW,
@@ -262,15 +263,24 @@ def require_on_secret(user: Any, action: Action, secret: Any) -> None:
 
 
 def require_membership_change(
-    actor: Any, workspace: Workspace, *, from_role: Role | None, to_role: Role | None
+    actor: Any, workspace: Workspace, *, from_role: Role | None, to_role: Role | None, member_id: Any = None
 ) -> None:
-    """Adding (from None), changing or removing (to None) a member: admins manage members,
-    only owners manage owners, and personal workspaces have no members but their owner."""
+    """Adding (from None), changing or removing (to None) a member: admins manage members, only owners
+    manage owners, personal workspaces have no members, and superusers never change their own
+    membership (`member_id`) beyond what their role alone allows."""
     if workspace.is_personal:
         raise AccessDenied("A personal workspace belongs to one user; create a team workspace to share secrets.")
-    require(actor, Action.MANAGE_MEMBERS, workspace)
+    role = role_in(actor, workspace)
+    as_superuser = actor.is_superuser and member_id != actor.pk
+    if not (
+        role_allows(role, Action.MANAGE_MEMBERS)
+        or (as_superuser and _superuser_allows(actor, Action.MANAGE_MEMBERS, workspace))
+    ):
+        if member_id == actor.pk and actor.is_superuser:
+            raise AccessDenied("Superusers administer workspaces; they do not add themselves or change their own role.")
+        raise AccessDenied()
     touches_owner = from_role in ROLES_ONLY_OWNERS_MANAGE or to_role in ROLES_ONLY_OWNERS_MANAGE
-    if touches_owner and not (role_in(actor, workspace) == Role.OWNER or actor.is_superuser):
+    if touches_owner and not (role == Role.OWNER or as_superuser):
         raise AccessDenied("Only an owner can add, change or remove an owner.")
 
 
@@ -319,9 +329,8 @@ RUNNER_SESSION_ROUTES: dict[str, frozenset[str]] = {
 }
 
 
-# Where a workspace's "require two-factor" policy applies: every page and operation on its secrets,
-# workflows and executions (by route name; the workspace is the route's `slug`). Runner sessions
-# never reach these routes, so those minted before the policy keep reading until they end.
+# Where a workspace's "require two-factor" policy applies (by route name; the workspace is the route's
+# `slug`). Runner sessions never reach these routes: those minted before the policy keep reading.
 MFA_POLICY_ROUTES = frozenset(
     (
         "secrets value-lookup secrets-import secrets-import-confirm secret-detail secret-delete secret-tags-add "
@@ -340,11 +349,6 @@ def mfa_policy_refuses(user: Any, workspace: Workspace) -> bool:
     """Does the workspace's "require two-factor" policy refuse this signed-in user (one without a
     second factor) on its secrets, workflows and executions?"""
     return workspace.require_mfa and _is_signed_in(user) and not has_second_factor(user)
-
-
-def require_mfa_policy(user: Any, workspace: Workspace) -> None:
-    if mfa_policy_refuses(user, workspace):
-        raise MfaRequiredByWorkspace()
 
 
 def runner_session_may_call(

@@ -224,3 +224,61 @@ def test_a_refusal_by_a_service_in_the_admin_is_a_message_and_changes_nothing(ro
     assert response.status_code == 200
     assert "Nothing was changed: No such secret in this workspace" in response.content.decode()
     assert Secret.objects.filter(pk=team_secret.pk).exists()
+
+
+# Superusers administer; they do not read
+
+
+def test_a_superuser_cannot_add_themselves_nor_change_their_own_role(root, root_client, team):
+    from secrets_app.errors import AccessDenied
+
+    with pytest.raises(AccessDenied, match="do not add themselves"):
+        add_member(actor=root, workspace=team, username="root", role="owner")
+    assert not Membership.objects.filter(workspace=team, user=root).exists()
+    api = root_client
+    page = api.post(f"/settings/developer/{team.slug}/members/", {"username": "root", "role": "admin"})
+    assert page.status_code in (400, 403) and not Membership.objects.filter(workspace=team, user=root).exists()
+
+
+def test_a_superuser_may_not_look_values_up(root, root_client, team_secret, team):
+    from secrets_app.permissions import Action, can
+
+    assert not can(root, Action.FIND_SECRETS_BY_VALUE, team)
+    assert root_client.get(f"/settings/developer/{team.slug}/value-lookup/").status_code == 403
+
+
+def test_access_changes_in_the_user_admin_are_audited(root_client, bob):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="ops")
+    change = {
+        "username": "bob",
+        "email": bob.email,
+        "is_active": "on",
+        "is_staff": "on",
+        "groups": [Group.objects.get(name="ops").pk],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
+    response = root_client.post(f"/admin/auth/user/{bob.pk}/change/", change)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.USER_ACCESS_CHANGED)
+    assert event.actor_username == "root"
+    assert event.detail["user"] == "bob"
+    assert event.detail["is_staff"] == {"from": False, "to": True}
+    assert event.detail["groups"] == {"added": ["ops"], "removed": []}
+
+
+def test_a_password_set_in_the_admin_ends_every_session_of_that_user(root_client, bob):
+    bobs_browser = signed_in_client(bob)
+    response = root_client.post(
+        f"/admin/auth/user/{bob.pk}/password/",
+        {"password1": "Set-by-admin-77", "password2": "Set-by-admin-77", "usable_password": "true"},
+    )
+    assert response.status_code == 302
+    assert bobs_browser.get("/settings/account/").status_code == 302
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PASSWORD_SET_BY_ADMIN, detail__user="bob").exists()
+    ended = AuditEvent.objects.get(action=AuditEvent.Action.OTHER_SESSIONS_REVOKED)
+    assert ended.detail["reason"] == "password_set_by_admin"

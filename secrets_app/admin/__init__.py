@@ -4,4 +4,4 @@ Access comes from `permissions`, writes go through the services. Django loads th
 the registrations made by its modules.
 """
 
-from secrets_app.admin import records, tags, workspaces  # noqa: F401  (registers the model admins)
+from secrets_app.admin import records, tags, users, workspaces  # noqa: F401  (registers the model admins)

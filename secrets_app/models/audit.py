@@ -65,6 +65,8 @@ class AuditEvent(models.Model):
         FACTOR_REMOVED = "mfa.factor_removed", "Second factor removed"
         RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated", "Recovery codes regenerated"
         RECOVERY_CODE_USED = "mfa.recovery_code_used", "Recovery code used"
+        USER_ACCESS_CHANGED = "user.access_changed", "User's access changed in the admin"
+        PASSWORD_SET_BY_ADMIN = "user.password_set_by_admin", "Password set by an administrator"
 
     # No index of its own: every runner read appends an event, so each index costs on the hot
     # path; reads by time go through (workspace, -at).

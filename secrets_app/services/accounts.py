@@ -92,3 +92,27 @@ def record_reauthentication(*, user: Any, method: str, ip_address: str | None = 
     audit.record_event(
         action=AuditEvent.Action.REAUTHENTICATED, actor=user, ip_address=ip_address, detail={"method": method}
     )
+
+
+def record_user_access_change(*, actor: Any, user: Any, changes: dict[str, Any], ip_address: str | None = None) -> None:
+    """Audit a change to what `user` may reach made in the admin site: active, staff, superuser,
+    groups (tag grants reach group members), permissions; `changes` says from what to what."""
+    audit.record_event(
+        action=AuditEvent.Action.USER_ACCESS_CHANGED,
+        actor=actor,
+        ip_address=ip_address,
+        detail={"user": user.get_username(), **changes},
+    )
+
+
+def after_password_set_by_admin(*, actor: Any, user: Any, ip_address: str | None = None) -> None:
+    """Someone else set `user`'s password (the admin site): audit it and end every session of the
+    user's, runner sessions included."""
+    with transaction.atomic():
+        audit.record_event(
+            action=AuditEvent.Action.PASSWORD_SET_BY_ADMIN,
+            actor=actor,
+            ip_address=ip_address,
+            detail={"user": user.get_username()},
+        )
+        end_other_sessions(actor=user, current_session_key=None, reason="password_set_by_admin", ip_address=ip_address)

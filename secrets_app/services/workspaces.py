@@ -190,8 +190,10 @@ def add_member(
 ) -> Membership:
     """Add an existing user to a team workspace with `role`."""
     role = Role(role)
-    permissions.require_membership_change(actor, workspace, from_role=None, to_role=role)
     user = None if text_problem(username) else User.objects.filter(username=username, is_active=True).first()
+    permissions.require_membership_change(
+        actor, workspace, from_role=None, to_role=role, member_id=user.pk if user else None
+    )
     if user is None:
         raise UserNotFound(f"No active user named {username!r}.")
     try:
@@ -220,7 +222,9 @@ def change_member_role(
         if membership is None:
             raise MemberNotFound()
         previous = Role(membership.role)
-        permissions.require_membership_change(actor, workspace, from_role=previous, to_role=role)
+        permissions.require_membership_change(
+            actor, workspace, from_role=previous, to_role=role, member_id=membership.user_id
+        )
         if previous == role:
             return membership
         _refuse_lock_out(memberships, changing=membership, to_role=role)
@@ -244,7 +248,9 @@ def remove_member(*, actor: Any, workspace: Workspace, username: str, ip_address
         if membership is None:
             raise MemberNotFound()
         previous = Role(membership.role)
-        permissions.require_membership_change(actor, workspace, from_role=previous, to_role=None)
+        permissions.require_membership_change(
+            actor, workspace, from_role=previous, to_role=None, member_id=membership.user_id
+        )
         _refuse_lock_out(memberships, changing=membership, to_role=None)
         membership.delete()
         audit.record_event(
