@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # django-allauth's passkey list uses its filters.
+    "django.contrib.humanize",
     "guardian",
     "axes",
     "csp",
@@ -273,10 +275,15 @@ ACCOUNT_RATE_LIMITS = {"login_failed": "30/m/ip,10/5m/key", "change_password": "
 REAUTHENTICATION_MINUTES = environment.number("REAUTHENTICATION_MINUTES", 10)
 ACCOUNT_REAUTHENTICATION_TIMEOUT = REAUTHENTICATION_MINUTES * 60
 ACCOUNT_REAUTHENTICATION_REQUIRED = False
+# "Confirm it's you" by password or a second factor; an e-mailed code does not prove the person.
+ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
 # Closed: users come from single sign-on, the admin or `createsuperuser`.
 SIGNUP_OPEN = environment.flag("SIGNUP_OPEN", True)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
-MFA_PASSKEY_LOGIN_ENABLED = True
+# With optional verification, a member told to add a factor may do so before confirming the address.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+# A passkey signs in on its own, but not where only single sign-on may (SSO_ONLY, below).
+MFA_PASSKEY_LOGIN_ENABLED = not environment.flag("SSO_ONLY", False)
 MFA_TOTP_ISSUER = environment.text("MFA_TOTP_ISSUER", "Secrets Console")
 # WebAuthn needs a secure origin; http://localhost and 127.0.0.1 are one in browsers, so `make run`
 # may use passkeys too.

@@ -2,10 +2,14 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from secrets_app.admin.base import reauthenticating_admin_view
+
 admin.site.site_header = "Secrets Console administration"
 admin.site.site_title = "Secrets Console admin"
-# The admin signs in through the console's sign-in (lockouts, two-factor), never a form of its own.
+# The admin signs in through the console's sign-in (lockouts, two-factor), never a form of its own,
+# and every change made there needs a recent password, TOTP or passkey check, as on the pages.
 admin.site.login = secure_admin_login(admin.site.login)
+admin.site.admin_view = reauthenticating_admin_view(admin.site.admin_view)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -198,6 +198,13 @@ class RateLimited(ConsoleError):
         self.retry_after_seconds = max(1, retry_after_seconds)
 
 
+class TooManyCodes(RateLimited):
+    code = "too_many_codes"
+
+    def __init__(self) -> None:
+        super().__init__("Too many wrong two-factor codes: wait 5 minutes and try again.", retry_after_seconds=300)
+
+
 class TooManyLookups(RateLimited):
     code = "too_many_lookups"
 
@@ -233,11 +240,8 @@ class ReauthenticationRequired(AuthenticationRequired):
         "{minutes} minutes (POST /api/v1/session/reauthenticate/ with your password or a code)."
     )
 
-    def __init__(self, minutes: int, *, resume: bool = True) -> None:
+    def __init__(self, minutes: int) -> None:
         super().__init__(self.default_message.format(minutes=minutes))
-        # Pages: whether the request is kept and replayed after the confirmation (never for one
-        # that carries a value, which would be stored in the session meanwhile).
-        self.resume = resume
 
 
 class MfaRequired(AuthenticationRequired):

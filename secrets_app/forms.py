@@ -34,9 +34,10 @@ def split_tags(text: str) -> list[str]:
 
 
 class ProfileForm(forms.ModelForm):
+    # The address is changed on Account Settings → E-mail (allauth's), which confirms it.
     class Meta:
         model = get_user_model()
-        fields = ("first_name", "last_name", "email")
+        fields = ("first_name", "last_name")
 
 
 class ValueLookupForm(forms.Form):
@@ -356,7 +357,7 @@ class WorkspaceCreateForm(forms.Form):
 
 
 class MemberAddForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    username = forms.CharField(label="Username or e-mail", max_length=254)
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
 

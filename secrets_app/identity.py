@@ -31,14 +31,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.validators import MaxLengthValidator
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from secrets_app import crypto
+from secrets_app import crypto, errors
 from secrets_app.http import client_ip
 from secrets_app.reauthentication import recently_authenticated
 from secrets_app.services import accounts
+
+# The longest name a sign-in takes: a username is at most 150 characters, an address 254 (RFC 5321).
+LOGIN_MAX_LENGTH = 254
 
 
 def sign_in_name(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
@@ -49,10 +53,12 @@ def sign_in_name(request: HttpRequest, credentials: dict[str, Any] | None) -> st
     name = credentials.get("username") or credentials.get("email") or credentials.get("login")
     if name is None:
         name = request.POST.get("login") or request.POST.get("username") if request is not None else None
-    if not name or "@" not in name or "\x00" in name:
+    if not name or "\x00" in name or len(name) > LOGIN_MAX_LENGTH:
         return name
-    user = get_user_model().objects.filter(email__iexact=name).only("username").first()
-    return user.get_username() if user else name
+    # Sign-in finds an account whatever the case of its name: so must the count.
+    by = "email__iexact" if "@" in name else "username__iexact"
+    user = get_user_model().objects.filter(**{by: name}).only("username").first()
+    return user.get_username() if user else name.lower()
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -71,9 +77,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     account even when sign-up is closed; never one that takes over an existing account's address."""
 
     def pre_social_login(self, request: HttpRequest, sociallogin: Any) -> None:
-        if sociallogin.is_existing:
-            return
-        taken = [address.email for address in sociallogin.email_addresses if filter_users_by_email(address.email)]
+        if sociallogin.is_existing or sociallogin.state.get("process") == "connect":
+            return  # signing in with a linked identity, or its owner linking it
+        # Only a confirmed address is an account's: an unconfirmed one could be anyone's squat.
+        taken = [
+            address.email
+            for address in sociallogin.email_addresses
+            if EmailAddress.objects.filter(email__iexact=address.email, verified=True).exists()
+        ]
         if taken:
             # An account is linked by its owner (Account Settings → Single sign-on), never by a
             # matching address: whoever controls the provider's claim would take the account over.
@@ -105,6 +116,11 @@ class SignupForm(AllauthSignupForm):
     page. The new user confirms the address from that mail, then signs in; the owner of an address
     that has an account is told so by mail, and nothing else happens."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].max_length = LOGIN_MAX_LENGTH
+        self.fields["email"].validators.append(MaxLengthValidator(LOGIN_MAX_LENGTH))
+
     def validate_unique_email(self, value: str) -> str:
         # allauth refuses a known address out loud unless verification is mandatory; here it is
         # never refused on the page (try_save answers it by mail), whatever the verification mode.
@@ -128,6 +144,8 @@ class SignupForm(AllauthSignupForm):
             sent = send_verification_email_to_address(request, address, signup=True)
         if not sent:
             add_email_verification_sent_message(request, email, signup=True)
+        # Both answers set the same cookie (allauth keeps the new address in the session).
+        request.session["account_signup_answered"] = True
         return None, adapter.respond_email_verification_sent(request, user)
 
 
@@ -139,6 +157,8 @@ class LoginForm(AllauthLoginForm):
         super().__init__(*args, **kwargs)
         self.fields["login"].label = "Username or e-mail"
         self.fields["login"].widget.attrs["autocomplete"] = "username"
+        self.fields["login"].max_length = LOGIN_MAX_LENGTH
+        self.fields["login"].validators.append(MaxLengthValidator(LOGIN_MAX_LENGTH))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -163,11 +183,13 @@ class CountedChangePasswordForm(ChangePasswordForm):
 
 def check_second_factor(request: HttpRequest, user: Any, code: str, *, reauthenticated: bool = False) -> bool:
     """Whether `code` is a current TOTP code or an unused recovery code of the user's (allauth's
-    check, with its limit of wrong codes); a right one is recorded in the session as a check of
-    who is there, and a recovery code is used up."""
+    check); a right one is recorded in the session as a check of who is there, and a recovery code
+    is used up. Raises errors.TooManyCodes past allauth's limit of wrong codes (10 in 5 minutes)."""
     form_class = ReauthenticateForm if reauthenticated else AuthenticateForm
     form = form_class(data={"code": code}, user=user)
     if not form.is_valid():
+        if any(error.code == "too_many_login_attempts" for error in form.errors.as_data().get("code", [])):
+            raise errors.TooManyCodes()
         return False
     form.save()
     return True

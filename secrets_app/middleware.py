@@ -4,6 +4,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from allauth.core.exceptions import ReauthenticationRequired as AllauthReauthenticationRequired
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, cc_delim_re
@@ -84,6 +85,10 @@ class ConsoleErrorPagesMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, AllauthReauthenticationRequired):
+            # allauth's own pages (two-factor, password) ask by the console's rule, and never keep
+            # what was sent (a new password) to replay it.
+            exception = errors.ReauthenticationRequired(minutes=settings.REAUTHENTICATION_MINUTES)
         if isinstance(exception, errors.ConsoleError) and not is_api_request(request):
             return console_error_page(request, exception)
         return None
@@ -132,12 +137,10 @@ class WorkspaceMfaPolicyMiddleware:
         route = request.resolver_match.url_name if request.resolver_match else None
         if route not in permissions.MFA_POLICY_ROUTES or not request.user.is_authenticated:
             return None
-        workspace = Workspace.objects.filter(slug=view_kwargs.get("slug"), require_mfa=True).first()
-        if workspace is None or (
-            permissions.role_in(request.user, workspace) is None and not request.user.is_superuser
-        ):
-            return None
-        if not permissions.mfa_policy_refuses(request.user, workspace):
+        # Whoever can see the workspace (a member, a tag grantee, a superuser) is held to its policy.
+        visible = Workspace.objects.filter(permissions.visible_workspaces_filter(request.user))
+        workspace = visible.filter(slug=view_kwargs.get("slug"), require_mfa=True).first()
+        if workspace is None or not permissions.mfa_policy_refuses(request.user, workspace):
             return None
         error = errors.MfaRequiredByWorkspace()
         return console_error_response(error) if is_api_request(request) else console_error_page(request, error)

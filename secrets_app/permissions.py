@@ -335,7 +335,8 @@ MFA_POLICY_ROUTES = frozenset(
     (
         "secrets value-lookup secrets-import secrets-import-confirm secret-detail secret-delete secret-tags-add "
         "secret-tag-remove workflows workflow-launch workflow-delete executions api-secrets api-secret "
-        "api-secret-tags api-secret-tag api-secrets-import api-value-lookup api-workflows api-workflow api-executions"
+        "api-secret-tags api-secret-tag api-secrets-import api-value-lookup api-workflows api-workflow api-executions "
+        "api-tags api-tag api-tag-grants api-tag-grant access grant-revoke tag-delete activity activity-export"
     ).split()
 )
 

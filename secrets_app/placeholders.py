@@ -41,6 +41,18 @@ def substitute(document: Any, values: Mapping[str, str]) -> Any:
     return walk(document)
 
 
+HIDDEN_NAME = "(hidden)"
+
+
+def hide_names(document: Any, shown: set[str]) -> Any:
+    """A copy of `document` whose placeholders naming anything but `shown` read
+    `${workflow.secrets.(hidden)}`: a definition shown to someone who may not see those secrets."""
+    return substitute(
+        document,
+        {name: placeholder(name if name in shown else HIDDEN_NAME) for name in placeholders_in(document)},
+    )
+
+
 def placeholder(name: str) -> str:
     """The placeholder that names secret `name`."""
     return f"${{workflow.secrets.{name}}}"

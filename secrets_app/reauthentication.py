@@ -5,8 +5,9 @@ TOTP, passkey or single sign-on check, be it the sign-in itself or a confirmatio
 
 The checks are django-allauth's authentication records, kept in the session: allauth's pages write
 them at sign-in and at "confirm it's you", and so do the API's sign-in and
-`POST /api/v1/session/reauthenticate/`. allauth's own sensitive pages (two-factor) ask by the same
-rule (`identity.AccountAdapter.is_reauthentication_required`).
+`POST /api/v1/session/reauthenticate/`. allauth's own sensitive pages (two-factor, password) ask by
+the same rule (`identity.AccountAdapter.is_reauthentication_required`), and so does every change
+made in the admin site (console/urls.py).
 """
 
 from __future__ import annotations
@@ -41,17 +42,16 @@ def recently_authenticated(request: HttpRequest) -> bool:
     return at is not None and time.time() - at < settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
 
 
-def require_recent_authentication(request: HttpRequest, *, resume: bool = True) -> None:
-    """Raises errors.ReauthenticationRequired (API: 401 reauthentication_required; pages: the "confirm
-    it's you" page, which then resumes the action, or with `resume=False` comes back to the page
-    without replaying what was sent) unless the session checked its user recently."""
+def require_recent_authentication(request: HttpRequest) -> None:
+    """Raises errors.ReauthenticationRequired unless the session checked its user recently. The API
+    answers 401 reauthentication_required; a page sends the user to "confirm it's you" and back to
+    the page they were on, to send the form again: what they sent is never kept and replayed (a
+    stolen session could plant a request for its owner's confirmation to carry out)."""
     if not recently_authenticated(request):
-        raise errors.ReauthenticationRequired(minutes=settings.REAUTHENTICATION_MINUTES, resume=resume)
+        raise errors.ReauthenticationRequired(minutes=settings.REAUTHENTICATION_MINUTES)
 
 
-def reauthentication_required(
-    view: Callable | None = None, *, methods: tuple[str, ...] = UNSAFE, resume: bool = True
-) -> Any:
+def reauthentication_required(view: Callable | None = None, *, methods: tuple[str, ...] = UNSAFE) -> Any:
     """Decorates a view or an API operation: a request by one of `methods` needs a recent check
     (`require_recent_authentication`)."""
 
@@ -59,7 +59,7 @@ def reauthentication_required(
         @functools.wraps(function)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if request.method in methods:
-                require_recent_authentication(request, resume=resume)
+                require_recent_authentication(request)
             return function(request, *args, **kwargs)
 
         return wrapper

@@ -1,12 +1,24 @@
+from allauth.mfa.webauthn import views as webauthn_views
 from django.urls import include, path
 
 from secrets_app.api import v1
 from secrets_app.views import access, accounts, activity, health, imports, runs, secrets, workspaces
+from secrets_app.views.errors import malformed_input_is_400
 
 developer = "settings/developer/<slug:slug>"
 
 ui_patterns = [
     path("", accounts.home, name="home"),
+    # A security key's answer is parsed by fido2, which raises on a malformed one: a 400, not a 500.
+    *[
+        path(f"accounts/2fa/webauthn/{route}", malformed_input_is_400(view), name=name)
+        for route, view, name in (
+            ("add/", webauthn_views.add_webauthn, "mfa_add_webauthn"),
+            ("login/", webauthn_views.login_webauthn, "mfa_login_webauthn"),
+            ("reauthenticate/", webauthn_views.reauthenticate_webauthn, "mfa_reauthenticate_webauthn"),
+            ("signup/", webauthn_views.signup_webauthn, "mfa_signup_webauthn"),
+        )
+    ],
     # Sign-in, sign-up, sign-out, password change and reset, e-mail, two-factor, single sign-on.
     path("accounts/", include("allauth.urls")),
     path("settings/account/", accounts.account_settings, name="account-settings"),

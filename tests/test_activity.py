@@ -9,6 +9,7 @@ import io
 import json
 import re
 from unittest import mock
+from urllib.parse import parse_qs
 
 import pytest
 from django.contrib.auth.models import Group
@@ -33,8 +34,9 @@ def activity(slug: str = "team", query: str = "") -> str:
     return f"/settings/developer/{slug}/activity/" + (f"?{query}" if query else "")
 
 
-def export(export_format: str, slug: str = "team", query: str = "") -> str:
-    return f"/settings/developer/{slug}/activity.{export_format}" + (f"?{query}" if query else "")
+def export(export_format: str, slug: str = "team", query: str = "") -> tuple[str, dict[str, list[str]]]:
+    """An export's address and its form (the filters), for `client.post(*export(...))`."""
+    return f"/settings/developer/{slug}/activity.{export_format}", parse_qs(query)
 
 
 def text_of(response) -> str:
@@ -102,15 +104,14 @@ def test_the_owner_sees_the_activity_page_linked_in_the_navigation(owner, team):
 def test_an_admin_sees_the_page_and_exports(member_of, team):
     admin = signed_in_client(member_of(Role.ADMIN))
     assert admin.get(activity()).status_code == 200
-    assert admin.get(export("csv")).status_code == 200
-    assert admin.get(export("jsonl")).status_code == 200
+    assert admin.post(*export("csv")).status_code == 200
+    assert admin.post(*export("jsonl")).status_code == 200
 
 
 @pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
 def test_members_and_viewers_are_refused_and_not_shown_the_link(member_of, team, role):
     client = signed_in_client(member_of(role))
-    for url in (activity(), export("csv"), export("jsonl")):
-        response = client.get(url)
+    for response in (client.get(activity()), client.post(*export("csv")), client.post(*export("jsonl"))):
         assert response.status_code == 403 and "permission" in text_of(response)
     assert activity() not in client.get("/settings/developer/team/secrets/").content.decode()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
@@ -118,8 +119,8 @@ def test_members_and_viewers_are_refused_and_not_shown_the_link(member_of, team,
 
 def test_outsiders_are_told_the_workspace_is_not_there(bob, team):
     client = signed_in_client(bob)
-    for url in (activity(), export("csv"), export("jsonl"), activity("nope")):
-        assert client.get(url).status_code == 404
+    for response in (client.get(activity()), client.post(*export("csv")), client.get(activity("nope"))):
+        assert response.status_code == 404
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
 
 
@@ -130,8 +131,7 @@ def test_a_superuser_reads_a_team_workspace_log_but_never_a_personal_one(alice, 
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, team):
-    for url in (activity(), export("csv")):
-        response = client.get(url)
+    for response in (client.get(activity()), client.post(*export("csv"))):
         assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
@@ -142,7 +142,7 @@ def test_the_owner_of_a_personal_workspace_sees_its_activity(alice):
 
 
 def test_an_unknown_export_format_is_404(owner, team):
-    assert owner.get(export("xlsx")).status_code == 404
+    assert owner.post(*export("xlsx")).status_code == 404
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
 
 
@@ -152,8 +152,8 @@ def test_events_of_other_workspaces_never_appear(alice, owner, team):
     create_secret(actor=alice, workspace=team, key="TEAM_KEY", value="v")
     assert [row["Key"] for row in rows_of(owner.get(activity()))] == ["TEAM_KEY", "—"]
     assert "OTHER_KEY" not in owner.get(activity(query="key=KEY")).content.decode()
-    assert {row["workspace"] for row in csv_rows(owner.get(export("csv")))} == {"team"}
-    assert {line["workspace"] for line in json_lines(owner.get(export("jsonl")))} == {"team"}
+    assert {row["workspace"] for row in csv_rows(owner.post(*export("csv")))} == {"team"}
+    assert {line["workspace"] for line in json_lines(owner.post(*export("jsonl")))} == {"team"}
 
 
 # What it shows
@@ -204,7 +204,7 @@ def test_dates_out_of_range_are_form_errors_not_crashes(owner, team, day):
 
 
 def test_a_bad_filter_on_an_export_answers_the_page_with_the_error_and_exports_nothing(owner, team):
-    response = owner.get(export("csv", query="date_to=yesterday"))
+    response = owner.post(*export("csv", query="date_to=yesterday"))
     assert response.status_code == 400 and "Enter a date as YYYY-MM-DD." in text_of(response)
     assert 'action="/settings/developer/team/activity/"' in text_of(response)  # corrected, it lists
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
@@ -276,12 +276,19 @@ def test_filters_combine(owner, history):
     assert keys_listed(owner.get(activity(query="key=api&user=alice&date_to=2020-03-09"))) == []
 
 
-def test_the_form_keeps_the_filters_and_the_export_links_carry_them(owner, history):
+def test_the_form_keeps_the_filters_and_the_export_forms_carry_them(owner, history):
     body = owner.get(activity(query="key=api&action=secret.created")).content.decode()
     assert 'name="key" value="api"' in body
     assert '<option value="secret.created" selected>' in body
-    assert 'href="/settings/developer/team/activity.csv?key=api&amp;action=secret.created"' in body
-    assert 'href="/settings/developer/team/activity.jsonl?key=api&amp;action=secret.created"' in body
+    for export_format in ("csv", "jsonl"):
+        assert f'<form method="post" action="/settings/developer/team/activity.{export_format}"' in body
+    assert body.count('<input type="hidden" name="key" value="api">') == 2
+    assert body.count('<input type="hidden" name="action" value="secret.created">') == 2
+
+
+def test_an_export_is_a_post_so_a_link_cannot_write_to_the_log(owner, history):
+    assert owner.get(export("csv")[0]).status_code == 405
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
 
 
 # Pagination
@@ -301,7 +308,7 @@ def test_the_log_is_paginated_and_page_links_keep_the_filters(alice, owner, team
 
 
 def test_csv_export_streams_the_filtered_events_as_an_attachment(owner, history):
-    response = owner.get(export("csv", query="user=carol"))
+    response = owner.post(*export("csv", query="user=carol"))
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert re.fullmatch(r'attachment; filename="audit-team-\d{8}-\d{6}\.csv"', response["Content-Disposition"])
@@ -316,7 +323,7 @@ def test_csv_export_streams_the_filtered_events_as_an_attachment(owner, history)
 
 
 def test_json_lines_export_has_one_object_per_line_with_stable_fields(alice, owner, history):
-    response = owner.get(export("jsonl", query="key=api_key_old"))
+    response = owner.post(*export("jsonl", query="key=api_key_old"))
     assert response["Content-Type"] == "application/jsonl; charset=utf-8"
     assert re.fullmatch(r'attachment; filename="audit-team-\d{8}-\d{6}\.jsonl"', response["Content-Disposition"])
     assert "no-store" in response["Cache-Control"]
@@ -339,19 +346,19 @@ def test_json_lines_export_has_one_object_per_line_with_stable_fields(alice, own
 
 def test_a_large_export_is_sent_in_chunks(alice, owner, team):
     import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(1200)])
-    response = owner.get(export("jsonl"))
+    response = owner.post(*export("jsonl"))
     chunks = list(response.streaming_content)
     assert len(chunks) == 3
     assert sum(chunk.count(b"\n") for chunk in chunks) == 1200 + 2  # the workspace's creation, the export
 
 
 def test_an_export_is_itself_audited(alice, owner, team):
-    response = owner.get(export("csv", query="key=api&action=secret.read"), REMOTE_ADDR="198.51.100.7")
+    response = owner.post(*export("csv", query="key=api&action=secret.read"), REMOTE_ADDR="198.51.100.7")
     assert response.status_code == 200
     (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED)
     assert (event.actor_username, event.workspace_id, event.ip_address) == ("alice", team.pk, "198.51.100.7")
     assert event.detail == {"format": "csv", "filters": {"key": "api", "action": "secret.read"}}
-    owner.get(export("jsonl"))
+    owner.post(*export("jsonl"))
     newer, older = rows_of(owner.get(activity(query="action=audit.exported")))
     assert newer["Action"] == "Audit log exported" and newer["Detail"] == "filters: none; format: jsonl"
     assert older["Detail"] == "filters: action=secret.read, key=api; format: csv"
@@ -368,14 +375,14 @@ def test_keys_of_refused_runner_reads_that_look_like_formulas_are_defused(alice,
     for key in (FORMULA, "@SUM(1)", "-1+2", "+1"):
         assert read(runner, key).status_code == 404
     query = "action=secret.read_denied"
-    assert sorted(row["key"] for row in csv_rows(owner.get(export("csv", query=query)))) == [
+    assert sorted(row["key"] for row in csv_rows(owner.post(*export("csv", query=query)))) == [
         "'+1",
         "'-1+2",
         '\'=HYPERLINK("https:evil.example","x")',
         "'@SUM(1)",
     ]
     # JSON Lines is not read by spreadsheets: it keeps every key exactly as recorded.
-    assert sorted(line["key"] for line in json_lines(owner.get(export("jsonl", query=query)))) == [
+    assert sorted(line["key"] for line in json_lines(owner.post(*export("jsonl", query=query)))) == [
         "+1",
         "-1+2",
         FORMULA,
@@ -389,7 +396,7 @@ def test_usernames_that_look_like_formulas_are_defused(alice, owner, team, make_
         user = make_user(username)
         add_workspace_member(actor=alice, workspace=team, username=username, role=Role.MEMBER)
         create_secret(actor=user, workspace=team, key=f"KEY_{number}", value="v")
-    rows = csv_rows(owner.get(export("csv", query="action=secret.created")))
+    rows = csv_rows(owner.post(*export("csv", query="action=secret.created")))
     assert sorted(row["actor"] for row in rows) == ["'+1", "'-2+3", "'@SUM(1)"]
 
 
@@ -398,7 +405,7 @@ def test_free_text_in_detail_stays_inside_a_json_cell(alice, owner, team):
     grant_tag_permissions(
         actor=alice, workspace=team, tag_name="team:ops", permission_names=["view"], group_name=FORMULA
     )
-    (row,) = csv_rows(owner.get(export("csv", query="action=tag.granted")))
+    (row,) = csv_rows(owner.post(*export("csv", query="action=tag.granted")))
     assert row["detail"].startswith("{")
     assert json.loads(row["detail"]) == {"tag": "team:ops", "group": FORMULA, "permission": "view"}
 
@@ -431,7 +438,7 @@ def test_no_secret_value_reaches_the_page_or_the_exports(alice, owner, team):
     page = owner.get(activity())
     assert "Value read by a runner" in text_of(page) and LEAKY_VALUE not in page.content.decode()
     for export_format in ("csv", "jsonl"):
-        body = content_of(owner.get(export(export_format)))
+        body = content_of(owner.post(*export(export_format)))
         assert "secret.read" in body and LEAKY_VALUE not in body
 
 
@@ -442,7 +449,7 @@ def test_no_secret_value_reaches_the_page_or_the_exports(alice, owner, team):
 def test_the_page_costs_a_fixed_number_of_queries(alice, owner, team, events, django_assert_max_num_queries):
     import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:03}", "v", ["a:b"]) for n in range(events)])
     owner.get(activity())  # the session is loaded into the cache
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(6):  # 6: the workspace's two-factor policy is one query
         response = owner.get(activity(query="key=KEY&page=1"))
     assert len(rows_of(response)) == min(events, 50)
 
@@ -451,9 +458,10 @@ def test_the_page_costs_a_fixed_number_of_queries(alice, owner, team, events, dj
 def test_an_export_costs_a_fixed_number_of_queries(alice, owner, team, events, django_assert_max_num_queries):
     import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(events)])
     owner.get(activity())
-    # The session, the user, the count (against the export limit), the audit event, the events.
-    with django_assert_max_num_queries(5):
-        lines = json_lines(owner.get(export("jsonl", query="action=secret.created")))
+    # The session, the user, the two-factor policy, the count (against the export limit), the audit
+    # event, the events.
+    with django_assert_max_num_queries(6):
+        lines = json_lines(owner.post(*export("jsonl", query="action=secret.created")))
     assert len(lines) == events
 
 
@@ -462,9 +470,9 @@ def test_an_export_over_the_limit_asks_for_less_and_exports_nothing(alice, owner
 
     monkeypatch.setattr(activity_views, "EXPORT_MAX_EVENTS", 100)
     import_secrets(actor=alice, workspace=team, entries=[(f"KEY_{n:04}", "v", []) for n in range(100)])
-    response = owner.get(export("csv"))
+    response = owner.post(*export("csv"))
     assert response.status_code == 400
     assert "This export would hold 101 events; one export holds at most 100." in text_of(response)
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.AUDIT_EXPORTED).exists()
     # Narrowed to one action, it fits.
-    assert owner.get(export("csv", query="action=secret.created")).status_code == 200
+    assert owner.post(*export("csv", query="action=secret.created")).status_code == 200

@@ -79,7 +79,7 @@ def test_fingerprints_are_never_shown(alice, twins, make_user):
         secrets_page(client),
         client.get("/settings/developer/team/secrets/DB_PASSWORD/").content.decode(),
         client.get("/api/v1/workspaces/team/secrets/").content.decode(),
-        client.get("/settings/developer/team/activity.jsonl").getvalue().decode(),
+        client.post("/settings/developer/team/activity.jsonl").getvalue().decode(),
         admin.get("/admin/secrets_app/secret/").content.decode(),
         admin.get(f"/admin/secrets_app/secret/{secret_id}/change/").content.decode(),
     ]

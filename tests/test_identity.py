@@ -180,3 +180,21 @@ def test_sign_up_and_sign_in_hash_a_password_whether_the_name_exists_or_not(alic
         hashed[f"sign-in, {label} username"] = CountingHasher.hashed
     assert hashed["sign-up, known address"] == hashed["sign-up, new address"] == 1, hashed
     assert hashed["sign-in, known username"] == hashed["sign-in, unknown username"], hashed
+
+
+def test_sign_up_sets_the_same_cookies_for_a_known_and_a_new_address(alice):
+    alice.email = "alice@example.com"
+    alice.save()
+    known = sign_up(Client(), "alice@example.com")
+    new = sign_up(Client(), "nobody@example.com")
+    assert sorted(known.cookies) == sorted(new.cookies)
+
+
+def test_with_mandatory_verification_the_api_refuses_an_unconfirmed_address(settings):
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    sign_up(Client(), "mallory@victim-corp.com")
+    user = get_user_model().objects.get(email="mallory@victim-corp.com")
+    api = JsonClient()
+    api.refresh_csrf()
+    answer = api.post("/api/v1/session/", {"username": user.username, "password": PASSWORD})
+    assert error_of(answer) == (403, "email_unverified")

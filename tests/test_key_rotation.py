@@ -91,8 +91,12 @@ def test_rotation_reseals_every_older_value_and_keeps_every_value(sealed_under_o
     assert "Re-encrypted 1,200 values; 0 could not be opened." in output
     summary_now = output.split("Values per encryption key id now")[1]
     assert "new" in summary_now and "1,200" in summary_now and "old" not in summary_now
-    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED)
-    assert event.detail == {"to_key_id": "new", "resealed_from": {"old": 1200}, "unreadable": 0}
+    # One event per committed batch.
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED).order_by("id")
+    assert [event.detail for event in events] == [
+        {"to_key_id": "new", "from_key_id": "old", "resealed": rows, "unreadable": 0}
+        for rows in (250, 250, 250, 250, 200)
+    ]
 
     assert "Nothing to do" in rotate()
 
@@ -123,6 +127,9 @@ def test_a_rotation_that_dies_mid_batch_loses_nothing_and_a_rerun_finishes(seale
 
     # Two whole batches committed; the third rolled back, still sealed (and readable) under `old`.
     assert sealed_value_counts() == {"new": 600, "old": 600}
+    # The log says exactly that: two batches of 300, nothing of the third.
+    rotated = AuditEvent.objects.filter(action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED)
+    assert [event.detail["resealed"] for event in rotated] == [300, 300]
     for secret in Secret.objects.all():
         assert secret.reveal_value() == value_of(int(secret.key.removeprefix("KEY_")))
 
@@ -143,8 +150,8 @@ def test_a_value_that_cannot_be_opened_is_left_alone_and_reported(sealed_under_o
     assert "1 values could not be opened" in str(raised.value)
     assert bytes(Secret.objects.get(pk=victim.pk).value) == bytes(tampered)
     assert Secret.objects.filter(key_id="new").count() == 1199
-    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED)
-    assert event.detail["unreadable"] == 1
+    rotated = AuditEvent.objects.filter(action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED)
+    assert sum(event.detail["unreadable"] for event in rotated) == 1
 
 
 def test_values_under_a_key_missing_from_the_ring_are_named_and_the_rest_rotated(settings, sealed_under_old_key):

@@ -243,9 +243,12 @@ def test_clients_that_stop_reading_an_export_hold_no_thread(server):
     """Eight clients ask for a 4 MB audit export and read none of it: every thread is free at once
     (the answer is taken whole before it is sent), the server answers others, and the stalled
     clients are dropped after the send deadline."""
+    # An export is a POST: the CSRF cookie and the same token in the header (any 32 letters will do).
+    csrf = "a" * 32
+    cookies = f"sessionid={server.env['SESSION']}; csrftoken={csrf}"
     request = (
-        "GET /settings/developer/alice/activity.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Cookie: sessionid={server.env['SESSION']}\r\n\r\n"
+        "POST /settings/developer/alice/activity.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Cookie: {cookies}\r\nX-CSRFToken: {csrf}\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     stalled = []
     for _ in range(8):
@@ -261,8 +264,9 @@ def test_clients_that_stop_reading_an_export_hold_no_thread(server):
         while fast < 10 and time.monotonic() < deadline:
             fast = fast + 1 if healthz_seconds(server) < 0.5 else 0
         assert fast == 10
-        reader = urllib.request.Request(server.base + "/settings/developer/alice/activity.csv")
-        reader.add_header("Cookie", f"sessionid={server.env['SESSION']}")
+        reader = urllib.request.Request(server.base + "/settings/developer/alice/activity.csv", data=b"")
+        reader.add_header("Cookie", cookies)
+        reader.add_header("X-CSRFToken", csrf)
         with urllib.request.urlopen(reader, timeout=30) as response:
             assert response.read().count(b"secret.created") == 24000
         time.sleep(4)  # past the send deadline: the stalled clients are cut off

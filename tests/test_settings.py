@@ -267,7 +267,7 @@ def test_make_serve_prod_never_reads_the_development_env_file(tmp_path):
 def test_single_sign_on_comes_from_the_environment(tmp_path):
     show = (
         "from django.conf import settings as s; app = s.SOCIALACCOUNT_PROVIDERS['openid_connect']['APPS'][0]; "
-        "print(app['name'], app['client_id'], app['settings']['server_url'], s.SSO_ONLY, "
+        "print(app['name'], app['client_id'], app['settings']['server_url'], s.SSO_ONLY, s.MFA_PASSKEY_LOGIN_ENABLED, "
         "s.CONTENT_SECURITY_POLICY['DIRECTIVES']['form-action'])"
     )
     sso = {
@@ -285,6 +285,7 @@ def test_single_sign_on_comes_from_the_environment(tmp_path):
         "console",
         "https://id.example.com/realms/main",
         "True",
+        "False",  # no passkey sign-in where only single sign-on may sign in
         "[\"'self'\",",
         "'https://id.example.com']",
     ]

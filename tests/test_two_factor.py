@@ -89,10 +89,11 @@ def test_a_recovery_code_signs_in_once_and_is_audited(alice):
 
 def test_wrong_codes_are_limited(alice):
     totp = enrol_totp(alice)
-    answers = [api_sign_in("alice", code="not-a-code")[1] for _ in range(11)]
+    answers = [api_sign_in("alice", code="not-a-code")[1] for _ in range(10)]
     assert {error_of(answer)[1] for answer in answers} == {"invalid_code"}
     _, right = api_sign_in("alice", code=totp.now())
-    assert error_of(right) == (401, "invalid_code")  # the limit holds even for the right code
+    assert error_of(right) == (429, "too_many_codes")  # the limit holds even for the right code
+    assert right["Retry-After"] == "300"
 
 
 # Factors on the pages
@@ -149,11 +150,13 @@ def test_launching_long_after_signing_in_asks_to_confirm_then_launches(alice, te
     assert not Execution.objects.exists()
     confirm = client.get(response["Location"])
     assert confirm.status_code == 200 and b"password" in confirm.content.lower()
-    resumed = client.post(response["Location"], {"password": PASSWORD})
-    # The suspended launch goes through once the password is confirmed.
-    assert Execution.objects.count() == 1
-    assert resumed.status_code == 302 and resumed["Location"].endswith("/launched/")
+    confirmed = client.post(response["Location"], {"password": PASSWORD})
+    # Back to where the form was (nothing sent is replayed); sent again, it launches.
+    assert confirmed.status_code == 302 and not Execution.objects.exists()
     assert AuditEvent.objects.filter(action=AuditEvent.Action.REAUTHENTICATED, detail__method="password").exists()
+    launched = client.post(launch, {"workspace": team.slug})
+    assert launched.status_code == 302 and launched["Location"].endswith("/launched/")
+    assert Execution.objects.count() == 1
 
 
 def test_a_recent_sign_in_needs_no_confirmation(alice, team, job):
@@ -211,8 +214,10 @@ def test_an_owner_requires_two_factor_and_a_member_without_one_is_refused_until_
     add_member(bob, "member")
     create_secret(actor=alice, workspace=team, key="API_KEY", value="v-1")
     owner = signed_in_client(alice)
-    refused = owner.post(f"/settings/developer/{team.slug}/settings/two-factor/", {"require_mfa": "on"})
-    assert refused.status_code == 400 and b"second factor to your own account" in refused.content
+    refused = owner.post(f"/settings/developer/{team.slug}/settings/two-factor/", {"require_mfa": "on"}, follow=True)
+    assert refused.redirect_chain[-1][0] == f"/settings/developer/{team.slug}/settings/"
+    assert b"second factor to your own account" in refused.content
+    assert not Workspace.objects.get(pk=team.pk).require_mfa
     enrol_totp(alice)
     response = owner.post(f"/settings/developer/{team.slug}/settings/two-factor/", {"require_mfa": "on"})
     assert response.status_code == 302
@@ -223,6 +228,7 @@ def test_an_owner_requires_two_factor_and_a_member_without_one_is_refused_until_
     member = signed_in_client(bob)
     page = member.get(f"/settings/developer/{team.slug}/secrets/")
     assert page.status_code == 403 and b"requires two-factor authentication" in page.content
+    assert b'href="/accounts/2fa/">Add a second factor</a>' in page.content
     assert member.get(f"/settings/developer/{team.slug}/members/").status_code == 200  # still sees it
     bob_api, _ = api_sign_in("bob")
     assert error_of(bob_api.get(f"/api/v1/workspaces/{team.slug}/secrets/")) == (403, "mfa_required_by_workspace")
@@ -253,3 +259,87 @@ def test_only_owners_set_the_policy(alice, bob, team, add_member):
     answer = bob_api.send("PATCH", f"/api/v1/workspaces/{team.slug}/", {"require_mfa": True})
     assert error_of(answer) == (403, "permission_denied")
     assert not Workspace.objects.get(pk=team.pk).require_mfa
+
+
+# What an attacker tried (each once a hole)
+
+
+def test_the_policy_holds_tag_grantees_too(alice, bob, team):
+    from secrets_app.services.grants import grant_tag_permissions
+
+    create_secret(actor=alice, workspace=team, key="DB_PASSWORD", value="hunter2-prod", tags=["prod"])
+    register_workflow(actor=alice, workspace=team, name="job", definition={"k": "${workflow.secrets.DB_PASSWORD}"})
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="prod", permission_names=["use"], username="bob")
+    enrol_totp(alice)
+    team.require_mfa = True
+    team.save()
+    bob_api, _ = api_sign_in("bob")
+    assert error_of(bob_api.get(f"/api/v1/workspaces/{team.slug}/secrets/")) == (403, "mfa_required_by_workspace")
+    launched = bob_api.post(f"/api/v1/workspaces/{team.slug}/executions/", {"workflow": f"{team.slug}/job"})
+    assert error_of(launched) == (403, "mfa_required_by_workspace")
+    assert not Execution.objects.exists()
+    assert signed_in_client(bob).get(f"/settings/developer/{team.slug}/secrets/").status_code == 403
+
+
+def test_every_change_in_the_admin_needs_a_recent_check(make_user, team, alice, bob):
+    root = make_user("root", is_staff=True, is_superuser=True)
+    stale = signed_in_client(root, checked_seconds_ago=3600)
+    assert stale.get("/admin/auth/user/").status_code == 200  # reading is fine
+    response = stale.post(
+        f"/admin/auth/user/{bob.pk}/password/", {"password1": "Set-by-admin-77", "password2": "Set-by-admin-77"}
+    )
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/reauthenticate/")
+    bob.refresh_from_db()
+    assert bob.check_password(PASSWORD)
+    # allauth's records are not in the admin at all: factors are removed by their owner, audited.
+    assert stale.get("/admin/mfa/authenticator/").status_code == 404
+    assert stale.get("/admin/socialaccount/socialaccount/").status_code == 404
+
+
+def test_a_confirmation_never_replays_what_a_stale_session_sent(alice, bob, team):
+    stale = signed_in_client(alice, checked_seconds_ago=3600)
+    members = f"/settings/developer/{team.slug}/members/"
+    planted = stale.post(members, {"username": "bob", "role": "owner"}, HTTP_REFERER=f"http://testserver{members}")
+    assert planted.status_code == 302 and planted["Location"].startswith("/accounts/reauthenticate/")
+    assert "next=%2Fsettings%2Fdeveloper%2Fteam%2Fmembers%2F" in planted["Location"]
+    confirmed = stale.post(planted["Location"], {"password": PASSWORD})
+    assert confirmed.status_code == 302 and confirmed["Location"] == members
+    assert not team.memberships.filter(user=bob).exists()  # nothing was carried out
+
+
+def test_the_lockout_counts_a_username_in_any_case(alice):
+    for _ in range(5):
+        api_sign_in("alice", password="wrong-pass-1") if False else None
+        client = JsonClient()
+        client.refresh_csrf()
+        client.post("/api/v1/session/", {"username": "alice", "password": "wrong-pass-1"})
+    for spelling in ("ALICE", "Alice"):
+        client = JsonClient()
+        client.refresh_csrf()
+        answer = client.post("/api/v1/session/", {"username": spelling, "password": PASSWORD})
+        assert error_of(answer) == (429, "too_many_sign_in_attempts")
+    page = Client().post("/accounts/login/", {"login": "Alice", "password": PASSWORD})
+    assert page.status_code == 429
+
+
+def test_malformed_security_key_answers_and_long_names_are_4xx(alice):
+    import json
+
+    browser = Client()
+    browser.get("/accounts/login/")  # the passkey sign-in's challenge, in the session
+    for credential in ({"id": 1}, {"id": "x", "response": 5}, "not json"):
+        data = json.dumps(credential) if not isinstance(credential, str) else credential
+        answer = browser.post("/accounts/2fa/webauthn/login/", {"credential": data})
+        assert answer.status_code < 500, answer.status_code
+    assert signed_in_client(alice).get("/accounts/2fa/webauthn/").status_code == 200
+    long_address = "a" * 250 + "@example.com"
+    signup = Client().post("/accounts/signup/", {"email": long_address, "password1": PASSWORD, "password2": PASSWORD})
+    assert signup.status_code == 400
+    login = Client().post("/accounts/login/", {"login": "x" * 60_000 + "@example.com", "password": "p"})
+    assert login.status_code == 400
+    api = JsonClient()
+    api.refresh_csrf()
+    assert api.post("/api/v1/session/", {"username": "x" * 60_000 + "@a.b", "password": "p"}).status_code in (
+        400,
+        401,
+    )

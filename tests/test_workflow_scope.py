@@ -77,9 +77,10 @@ def test_a_malformed_key_in_the_secrets_list_is_a_field_error(alice_api, team_se
 def test_the_workflow_flags_declared_keys_that_are_missing_or_hidden(alice, bob, team_secrets, add_member, bob_api):
     add_member(bob, "viewer")
     register_workflow(actor=alice, workspace=team_secrets, name="nightly", definition={}, secrets=["API_KEY", "GHOST"])
-    # A viewer sees no secret, so every declared key is flagged for them; the owner sees API_KEY.
+    # A viewer sees no secret: every declared key is hidden from them (a missing one too, which they
+    # cannot tell apart); the owner sees every name, and that GHOST is missing.
     body = bob_api.get(f"/api/v1/workspaces/{team_secrets.slug}/workflows/nightly/").json()
-    assert body["secrets"] == ["API_KEY", "GHOST"] and body["missing_secrets"] == ["API_KEY", "GHOST"]
+    assert (body["secrets"], body["hidden_secrets"], body["missing_secrets"]) == ([], 2, [])
     owner = alice_api_of(alice).get(f"/api/v1/workspaces/{team_secrets.slug}/workflows/nightly/").json()
     assert owner["missing_secrets"] == ["GHOST"]
 
@@ -135,3 +136,32 @@ def test_a_runner_session_sees_its_execution_and_nothing_of_its_launcher(alice, 
     assert "alice" not in page and "Sign out" not in page and "Account Settings" not in page
     for answer in (who, seen):
         assert "alice" not in str(answer)
+
+
+def test_a_tag_grantee_does_not_see_the_members(alice, bob, team):
+    from secrets_app.services.grants import grant_tag_permissions
+    from tests.conftest import signed_in_client
+
+    create_secret(actor=alice, workspace=team, key="SHARED", value="v", tags=["shared"])
+    grant_tag_permissions(actor=alice, workspace=team, tag_name="shared", permission_names=["view"], username="bob")
+    grantee = signed_in_client(bob)
+    assert grantee.get(f"/settings/developer/{team.slug}/secrets/").status_code == 200
+    members = grantee.get(f"/settings/developer/{team.slug}/members/")
+    assert members.status_code == 403 and "alice" not in members.content.decode().split("<main")[1]
+
+
+def test_a_viewer_sees_no_hidden_key_names_through_a_workflow(alice, bob, team_secrets, add_member, bob_api):
+    from tests.conftest import signed_in_client
+
+    add_member(bob, "viewer")
+    register_workflow(
+        actor=alice,
+        workspace=team_secrets,
+        name="nightly",
+        definition={"dsn": "postgres://${workflow.secrets.DB_URL}", "t": "${workflow.secrets.API_KEY}"},
+    )
+    body = bob_api.get(f"/api/v1/workspaces/{team_secrets.slug}/workflows/nightly/").json()
+    assert body["secrets"] == [] and body["hidden_secrets"] == 2 and body["missing_secrets"] == []
+    assert body["definition"] == {"dsn": "postgres://${workflow.secrets.(hidden)}", "t": "${workflow.secrets.(hidden)}"}
+    page = signed_in_client(bob).get(f"/settings/developer/{team_secrets.slug}/workflows/").content.decode()
+    assert "DB_URL" not in page and "API_KEY" not in page and ">hidden</span>" in page

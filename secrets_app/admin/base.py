@@ -3,6 +3,7 @@ service's refusal is a message, never a 500."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,6 +14,17 @@ from django.http import HttpRequest, HttpResponseRedirect
 from secrets_app import errors, permissions
 from secrets_app.models import Workspace
 from secrets_app.permissions import Action
+from secrets_app.reauthentication import reauthentication_required
+
+
+def reauthenticating_admin_view(admin_view: Callable) -> Callable:
+    """`AdminSite.admin_view`, whose views need a recent re-authentication for every change they
+    make (`reauthentication.reauthentication_required`)."""
+
+    def wrap(view: Callable, cacheable: bool = False) -> Callable:
+        return admin_view(reauthentication_required(view), cacheable)
+
+    return wrap
 
 
 class ConsoleModelAdmin(admin.ModelAdmin):

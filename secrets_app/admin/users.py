@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -55,3 +58,10 @@ class AuditedUserAdmin(UserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
+
+# django-allauth's own records (second factors, e-mail addresses, single sign-on links and tokens,
+# provider apps) change only through its audited pages, by their owner; the provider comes from the
+# environment (README: Single sign-on).
+for model in (Authenticator, EmailAddress, SocialAccount, SocialApp, SocialToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)

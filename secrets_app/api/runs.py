@@ -24,14 +24,14 @@ from secrets_app.api.types import (
 )
 from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
+from secrets_app.placeholders import hide_names
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.runner import RUNNER_EXECUTION
 from secrets_app.selectors.runs import (
-    declared_keys,
+    declared_keys_seen_by,
     execution_for,
     executions_in,
-    visible_keys,
     workflow_for,
     workflows_in,
 )
@@ -103,11 +103,14 @@ class WorkflowOut(Schema):
     workspace: str
     definition: dict[str, Any]
     secrets: list[str] = Field(
-        max_length=TEMPLATE_MAX_NAMES, description="Every secret key it declares (placeholders and its list), sorted."
+        max_length=TEMPLATE_MAX_NAMES,
+        description="The secret keys it declares (placeholders and its list) that you may know of, sorted.",
+    )
+    hidden_secrets: int = Field(
+        ge=0, description="Declared keys of secrets hidden from you: not named here nor in the definition."
     )
     missing_secrets: list[str] = Field(
-        max_length=TEMPLATE_MAX_NAMES,
-        description="Declared keys not in its workspace, or hidden from you: its runs would be refused them.",
+        max_length=TEMPLATE_MAX_NAMES, description="Declared keys not in its workspace: its runs would be refused them."
     )
     registered_by: str | None
     registered_at: DateTime
@@ -154,14 +157,15 @@ def workflow_summary_json(workflow: Workflow) -> dict[str, Any]:
 
 
 def workflow_json(user: Any, workflow: Workflow) -> dict[str, Any]:
-    declared = declared_keys(workflow)
+    seen = declared_keys_seen_by(user, workflow)
     return {
         "reference": workflow.reference,
         "name": workflow.name,
         "workspace": workflow.workspace.slug,
-        "definition": workflow.definition,
-        "secrets": declared,
-        "missing_secrets": sorted(set(declared) - visible_keys(user, workflow.workspace, declared)),
+        "definition": hide_names(workflow.definition, set(seen.named)) if seen.hidden else workflow.definition,
+        "secrets": seen.named,
+        "hidden_secrets": seen.hidden,
+        "missing_secrets": seen.missing,
         "registered_by": workflow.registered_by.get_username() if workflow.registered_by else None,
         "registered_at": workflow.registered_at.isoformat(),
     }

@@ -3,6 +3,7 @@
 import datetime
 from typing import Any, Literal
 
+from allauth.account.utils import has_verified_email
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +19,7 @@ from secrets_app.api.types import DateTime, Paged, PageNumber, PathUUID, Text, U
 from secrets_app.error_responses import error_response
 from secrets_app.errors import MfaRequired
 from secrets_app.http import client_ip
-from secrets_app.identity import check_second_factor
+from secrets_app.identity import LOGIN_MAX_LENGTH, check_second_factor
 from secrets_app.models import Execution, UserSession, Workspace
 from secrets_app.permissions import has_second_factor
 from secrets_app.reauthentication import last_authenticated_at, record_check
@@ -174,9 +175,14 @@ def who_am_i(request: HttpRequest) -> dict[str, Any]:
 )
 @sensitive_variables()
 def sign_in(request: HttpRequest, credentials: SignIn = JsonBody(...)) -> Any:
+    if len(credentials.username) > LOGIN_MAX_LENGTH:
+        # No account has such a name; it is never sent to the database.
+        return error_response(401, "invalid_credentials", "Wrong username or password.")
     user = authenticate(request, username=credentials.username, password=credentials.password)
     if user is None:
         return error_response(401, "invalid_credentials", "Wrong username or password.")
+    if settings.ACCOUNT_EMAIL_VERIFICATION == "mandatory" and not has_verified_email(user):
+        return error_response(403, "email_unverified", "Confirm your e-mail address first (the link in its mail).")
     if settings.SSO_ONLY and not user.is_superuser:
         return error_response(
             403, "sso_only", "Sign in with single sign-on in a browser: passwords are for administrators."

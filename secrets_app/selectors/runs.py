@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -64,6 +65,27 @@ def workflow_for(user: Any, reference: str) -> Workflow:
 def declared_keys(workflow: Workflow) -> list[str]:
     """The secret keys a workflow declares (its placeholders and its list), sorted: all its runs may read."""
     return list(workflow.secret_references.order_by("key").values_list("key", flat=True))
+
+
+@dataclass(frozen=True)
+class DeclaredKeys:
+    """A workflow's declared keys as `user` may know them: the names they may see (`named`), how
+    many others are hidden from them, and which named ones are not in the workspace (`missing`)."""
+
+    named: list[str]
+    hidden: int
+    missing: list[str]
+
+
+def declared_keys_seen_by(user: Any, workflow: Workflow) -> DeclaredKeys:
+    """Someone whose role shows every secret of the workspace sees every declared name and which are
+    missing; anyone else (a viewer, a tag grantee) sees only the names of secrets shown to them."""
+    declared = declared_keys(workflow)
+    visible = visible_keys(user, workflow.workspace, declared)
+    if permissions.can(user, permissions.Action.VIEW_SECRETS, workflow.workspace):
+        return DeclaredKeys(named=declared, hidden=0, missing=sorted(set(declared) - visible))
+    named = [key for key in declared if key in visible]
+    return DeclaredKeys(named=named, hidden=len(declared) - len(named), missing=[])
 
 
 def visible_keys(user: Any, workspace: Workspace, keys: list[str]) -> set[str]:

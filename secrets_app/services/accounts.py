@@ -24,10 +24,11 @@ def register_user(*, username: str, email: str, password: str) -> Any:
         return User.objects.create_user(username=username, email=email, password=password)
 
 
-def update_profile(*, user: Any, first_name: str, last_name: str, email: str) -> None:
-    user.first_name, user.last_name, user.email = first_name, last_name, email
-    user.full_clean(exclude=["password", "username"])
-    user.save(update_fields=["first_name", "last_name", "email"])
+def update_profile(*, user: Any, first_name: str, last_name: str) -> None:
+    """Your name (your address is changed on Account Settings → E-mail, which confirms it)."""
+    user.first_name, user.last_name = first_name, last_name
+    user.full_clean(exclude=["password", "username", "email"])
+    user.save(update_fields=["first_name", "last_name"])
 
 
 def record_sign_up(*, user: Any, method: str, ip_address: str | None = None) -> None:

@@ -1,5 +1,5 @@
-"""Encryption keys: re-sealing values under the active key of the ring (`manage.py
-rotate_encryption_key`), and the audit record of a rotation."""
+"""Encryption keys: re-sealing values (and TOTP secrets) under the active key of the ring
+(`manage.py rotate_encryption_key`), each committed batch audited."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ class ResealedBatch:
     unreadable: list[Secret] = field(default_factory=list)
 
 
-def reseal_secrets(secrets: list[Secret]) -> ResealedBatch:
-    """Seal these secrets' values again under the active key, in one transaction.
+def reseal_secrets(secrets: list[Secret], *, from_key_id: str = "") -> ResealedBatch:
+    """Seal these secrets' values again under the active key, in one transaction, audited in it
+    (`encryption.rotated`, one event per batch): a run stopped at any point leaves a record of
+    exactly the batches it committed.
 
     A row deleted (or already resealed) since it was read counts as gone. A row that cannot be
     opened is left exactly as it is and reported: rotation never replaces what it cannot read.
@@ -40,6 +42,15 @@ def reseal_secrets(secrets: list[Secret]) -> ResealedBatch:
                 outcome.resealed += 1
             else:
                 outcome.gone += 1
+        audit.record_event(
+            action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED,
+            detail={
+                "to_key_id": crypto.key_ring().active_key_id,
+                "from_key_id": from_key_id,
+                "resealed": outcome.resealed,
+                "unreadable": len(outcome.unreadable),
+            },
+        )
     return outcome
 
 
@@ -63,10 +74,3 @@ def reseal_totp_secrets() -> tuple[int, int]:
             authenticator.save(update_fields=["data"])
         resealed += 1
     return resealed, unreadable
-
-
-def record_key_rotation(*, active_key_id: str, resealed: dict[str, int], unreadable: int) -> None:
-    audit.record_event(
-        action=AuditEvent.Action.ENCRYPTION_KEY_ROTATED,
-        detail={"to_key_id": active_key_id, "resealed_from": resealed, "unreadable": unreadable},
-    )

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from secrets_app import permissions
-from secrets_app.errors import AccessDenied, ExecutionNotRunning, WorkflowAlreadyExists
+from secrets_app.errors import AccessDenied, ExecutionNotRunning, MfaRequiredByWorkspace, WorkflowAlreadyExists
 from secrets_app.models import AuditEvent, Execution, UserSession, Workflow, WorkflowSecretReference, Workspace
 from secrets_app.permissions import Action
 from secrets_app.placeholders import placeholders_in
@@ -132,6 +132,9 @@ def launch_execution(
     and its runner session key: a real Django session, bound to the execution and to `actor`,
     that ends when the execution finishes or after its lifetime."""
     permissions.require_launch(actor, workspace)
+    if any(permissions.mfa_policy_refuses(actor, place) for place in {workspace, workflow.workspace}):
+        # A runner session reads as its launcher: none is minted for someone the policy refuses.
+        raise MfaRequiredByWorkspace()
     maximum = settings.RUNNER_SESSION_MAX_AGE
     lifetime = maximum if lifetime_seconds is None else lifetime_seconds
     if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 60 <= lifetime <= maximum:

@@ -185,17 +185,27 @@ def _refuse_lock_out(memberships: list[Membership], *, changing: Membership, to_
         raise LockOut()
 
 
+def _active_user_named(name: str) -> Any:
+    """The active user with this username, else the one whose address this is (when only one is)."""
+    active = User.objects.filter(is_active=True)
+    user = active.filter(username=name).first()
+    if user is None and "@" in name and len(name) <= 254:
+        by_address = list(active.filter(email__iexact=name)[:2])
+        user = by_address[0] if len(by_address) == 1 else None
+    return user
+
+
 def add_member(
     *, actor: Any, workspace: Workspace, username: str, role: Role, ip_address: str | None = None
 ) -> Membership:
-    """Add an existing user to a team workspace with `role`."""
+    """Add an existing user, named by username or by e-mail address, to a team workspace with `role`."""
     role = Role(role)
-    user = None if text_problem(username) else User.objects.filter(username=username, is_active=True).first()
+    user = None if text_problem(username) else _active_user_named(username)
     permissions.require_membership_change(
         actor, workspace, from_role=None, to_role=role, member_id=user.pk if user else None
     )
     if user is None:
-        raise UserNotFound(f"No active user named {username!r}.")
+        raise UserNotFound(f"No active user named {username!r} (a username, or an address they use).")
     try:
         with transaction.atomic():
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)

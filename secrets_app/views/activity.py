@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from secrets_app import permissions
 from secrets_app.audit_exports import EXPORT_FORMATS
@@ -40,6 +40,7 @@ def _activity_page(request: HttpRequest, workspace: Any, filters: AuditFilterFor
         filters=filters,
         page=paginate(events, request.GET.get("page")),
         filter_query=filters.query_string(),
+        export_filters=list(filters.active().items()),
         export_formats=list(EXPORT_FORMATS),
     )
     return render(request, "developer/activity.html", context)
@@ -54,14 +55,15 @@ def activity_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @console_view
-@require_GET
+@require_POST
 def activity_export(request: HttpRequest, slug: str, export_format: str) -> HttpResponse:
-    """The filtered audit log as a file, streamed; the export is itself an audit event."""
+    """The filtered audit log as a file, streamed; the export is itself an audit event, so it is a
+    POST (with the filters in the form): a link or an image elsewhere cannot write to the log."""
     if export_format not in EXPORT_FORMATS:
         raise NotFoundPage(f"No export as {export_format!r}; choose one of: {', '.join(EXPORT_FORMATS)}.")
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.VIEW_AUDIT, workspace)
-    filters = AuditFilterForm(request.GET)
+    filters = AuditFilterForm(request.POST)
     if filters.is_valid():
         events = audit_events_in(workspace, **filters.selector_arguments())
         count = events.count()

@@ -4,11 +4,14 @@ under /api/."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 from allauth.account.adapter import get_adapter as account_adapter
-from allauth.account.internal.flows.reauthentication import suspend_request
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
@@ -17,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.log import log_response
 
 from secrets_app import errors
@@ -57,28 +60,40 @@ RUNNER_SESSION_SCOPE_MESSAGE = (
 )
 
 
-def confirm_identity(request: HttpRequest, *, resume: bool = True) -> HttpResponse:
-    """The "confirm it's you" page (django-allauth's), which then resumes the request that needed it
-    (a POST is kept in the session and replayed), or with `resume=False` comes back to its page."""
+def confirm_identity(request: HttpRequest) -> HttpResponse:
+    """The "confirm it's you" page (django-allauth's), then back to the page the user was on: the
+    form they sent is not kept nor replayed (see `reauthentication.require_recent_authentication`)."""
+    back = request.get_full_path() if request.method in ("GET", "HEAD") else _same_site_referer(request)
+    query = urlencode({"next": back})
     methods = account_adapter().get_reauthentication_methods(request.user)
-    back = urlencode({"next": request.get_full_path()})
     if not methods:
         # Signed in by single sign-on, without a password or a second factor: sign in again.
         logout(request)
-        return redirect(f"{reverse('account_login')}?{back}")
-    if not resume:
+        return redirect(f"{reverse('account_login')}?{query}")
+    if request.method not in ("GET", "HEAD"):
         messages.info(request, "Confirm it's you, then send the form again.")
-        return redirect(f"{methods[0]['url']}?{back}")
-    return suspend_request(request, methods[0]["url"])
+    return redirect(f"{methods[0]['url']}?{query}")
+
+
+def _same_site_referer(request: HttpRequest) -> str:
+    """The page a form was sent from (its path), if it is one of the console's; else the home page."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if url_has_allowed_host_and_scheme(referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        parts = urlsplit(referer)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return reverse("home")
 
 
 def console_error_page(request: HttpRequest, error: errors.ConsoleError) -> HttpResponse:
     """The page of a domain refusal: 404 and 403 as Django's own, any other with its status and
     message (and `Retry-After` for a rate limit)."""
     if isinstance(error, errors.ReauthenticationRequired):
-        return confirm_identity(request, resume=error.resume)
+        return confirm_identity(request)
     if isinstance(error, errors.NotFound):
         return page_not_found(request, NotFoundPage(error.message))
+    if isinstance(error, errors.MfaRequiredByWorkspace):
+        context = {"message": error.message, "next_step": (reverse("mfa_index"), "Add a second factor")}
+        return render(request, "403.html", context, status=403)
     if isinstance(error, errors.AccessDenied):
         return permission_denied(request, ForbiddenPage(error.message))
     response = render(request, "refused.html", {"message": error.message}, status=status_of(error))
@@ -188,3 +203,21 @@ def database_unavailable(request: HttpRequest, error: Exception) -> HttpResponse
         logger=logger,
     )
     return response
+
+
+def malformed_input_is_400(view: Callable) -> Callable:
+    """For a view of a library that parses what the browser sends (a security key's answer) and
+    raises on what it cannot read: a 400 page instead of a 500."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            logger.warning("Unreadable input to %s", request.path)
+            message = "The security key's answer could not be read. Try again."
+            if is_api_request(request):
+                return error_response(400, "invalid_input", message)
+            return render(request, "refused.html", {"message": message}, status=400)
+
+    return wrapper

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from secrets_app import errors, permissions
 from secrets_app.forms import LaunchForm, WorkflowRegisterForm
 from secrets_app.http import client_ip
+from secrets_app.permissions import Action
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.runs import execution_for, executions_in, visible_keys, workflow_for, workflows_in
@@ -50,7 +51,8 @@ def workflows_page(request: HttpRequest, slug: str) -> HttpResponse:
         "workflows",
         form=form,
         workflows=workflows,
-        # Declared keys that are not here or hidden from you: a run would be refused them.
+        # Declared keys shown to you; the others are missing (if you see every secret) or hidden.
+        sees_all_secrets=permissions.can(request.user, Action.VIEW_SECRETS, workspace),
         visible_keys=visible_keys(
             request.user, workspace, [ref.key for workflow in workflows for ref in workflow.listed_references]
         ),

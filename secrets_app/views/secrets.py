@@ -119,7 +119,7 @@ def _secret_detail_context(request: HttpRequest, workspace: Any, secret: Any, ta
 @sensitive_variables()
 @console_view
 @require_http_methods(["GET", "POST"])
-@reauthentication_required(methods=("GET", "POST"), resume=False)
+@reauthentication_required(methods=("GET", "POST"))
 def value_lookup(request: HttpRequest, slug: str) -> HttpResponse:
     """ "Is this value stored anywhere in this workspace?" for its owners and admins."""
     workspace = workspace_for(request.user, slug)

@@ -92,7 +92,11 @@ def workspace_mfa_policy(request: HttpRequest, slug: str) -> HttpResponse:
     form = MfaPolicyForm(request.POST)
     form.is_valid()  # a checkbox: absent is False, anything else True
     required = bool(form.cleaned_data.get("require_mfa"))
-    set_mfa_policy(actor=request.user, workspace=workspace, required=required, ip_address=client_ip(request))
+    try:
+        set_mfa_policy(actor=request.user, workspace=workspace, required=required, ip_address=client_ip(request))
+    except errors.InvalidOperation as refusal:
+        messages.error(request, refusal.message)
+        return redirect("workspace-settings", slug=workspace.slug)
     messages.success(
         request,
         "Two-factor authentication is now required here." if required else "Two-factor is no longer required here.",
@@ -105,6 +109,8 @@ def workspace_mfa_policy(request: HttpRequest, slug: str) -> HttpResponse:
 @reauthentication_required
 def members_page(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
+    # Members see who else is in; a tag grantee, who only sees the secrets granted, does not.
+    permissions.require(request.user, Action.VIEW_WORKSPACE, workspace)
     add_form = MemberAddForm(request.POST or None)
     if request.method == "POST":
         if add_form.is_valid():

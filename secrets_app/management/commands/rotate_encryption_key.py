@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from secrets_app import crypto
 from secrets_app.selectors.keys import sealed_value_counts, secrets_sealed_under
-from secrets_app.services.keys import record_key_rotation, reseal_secrets, reseal_totp_secrets
+from secrets_app.services.keys import reseal_secrets, reseal_totp_secrets
 
 BAR_WIDTH = 30
 
@@ -66,13 +66,12 @@ class Command(BaseCommand):
         for key_id in rotatable:
             after = None
             while batch := secrets_sealed_under(key_id, after=after, limit=batch_size):
-                outcome = reseal_secrets(batch)
+                outcome = reseal_secrets(batch, from_key_id=key_id)
                 resealed[key_id] = resealed.get(key_id, 0) + outcome.resealed
                 unreadable += outcome.unreadable
                 done += len(batch)
                 after = batch[-1].id
                 self._print_progress(done, total)
-        record_key_rotation(active_key_id=ring.active_key_id, resealed=resealed, unreadable=len(unreadable))
 
         self.stdout.write(f"Re-encrypted {sum(resealed.values()):,} values; {len(unreadable):,} could not be opened.")
         self._print_counts("Values per encryption key id now", sealed_value_counts(), ring)
