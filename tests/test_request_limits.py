@@ -267,7 +267,7 @@ def test_clients_that_stop_reading_an_export_hold_no_thread(server):
         reader = urllib.request.Request(server.base + "/settings/developer/alice/activity.csv", data=b"")
         reader.add_header("Cookie", cookies)
         reader.add_header("X-CSRFToken", csrf)
-        with urllib.request.urlopen(reader, timeout=30) as response:
+        with urllib.request.urlopen(reader, timeout=90) as response:  # stuck threads would never answer
             assert response.read().count(b"secret.created") == 24000
         time.sleep(4)  # past the send deadline: the stalled clients are cut off
         for connection in stalled:
