@@ -76,6 +76,11 @@ class UserNotFound(NotFound):
     default_message = "No such user."
 
 
+class ApprovalNotFound(NotFound):
+    code = "approval_not_found"
+    default_message = "No such approval request, or you cannot see it."
+
+
 class SessionNotFound(NotFound):
     code = "session_not_found"
     default_message = "No such session of yours, or it has already ended."
@@ -260,6 +265,11 @@ class MfaRequiredByWorkspace(AccessDenied):
         "This workspace requires two-factor authentication: add a second factor (Account Settings → "
         "Two-factor authentication) to use its secrets and executions."
     )
+
+
+class ApprovalRequired(AccessDenied):
+    code = "approval_required"
+    default_message = "This secret is protected: an owner or admin other than the launcher must approve this run."
 
 
 class OutsideWorkflowScope(AccessDenied):

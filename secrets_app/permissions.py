@@ -187,10 +187,8 @@ def _reach(user: Any, action: Action, workspace: Workspace) -> bool | None:
 
 
 def secrets_filter(user: Any, action: Action, workspace: Workspace) -> Q:
-    """Filter on `workspace.secrets`: those `user` may do `action` to, by role or tag grant.
-
-    One SQL expression, whatever the number of secrets, tags and grants.
-    """
+    """Filter on `workspace.secrets`: those `user` may do `action` to, by role or tag grant (one
+    SQL expression, whatever the number of secrets, tags and grants)."""
     reach = _reach(user, action, workspace)
     if reach is None:
         return Q(pk__in=granted_secret_ids(user, action, workspace))
@@ -218,21 +216,14 @@ def secret_row_permission(user: Any, action: Action) -> Q:
     """A condition on any Secret row, in SQL: may `user` do `action` to it, by their role in its
     workspace or by a tag grant on it? For the runner read, which must decide in the same query.
 
-    The same rule as `granted_tags`, written as plain joins over guardian's direct foreign-key
-    grant tables: `get_objects_for_user` builds nested subqueries that cost about a millisecond of
-    Python per call, too much on the hot path (tests/test_runners.py checks that both agree).
-    Only object grants count (never a model-wide permission), and superuser powers never reach
-    values.
-    """
+    The same rule as `granted_tags`, as plain joins over guardian's direct foreign-key grant tables
+    (`get_objects_for_user` costs a millisecond of Python per call: too much on the hot path;
+    tests/test_runners.py checks both agree). Only object grants count; superuser powers never
+    reach values."""
     if not _is_signed_in(user):
         return Q(pk__in=[])
-    by_role = Q(
-        Exists(
-            Membership.objects.filter(
-                workspace=OuterRef("workspace_id"), user_id=user.pk, role__in=roles_allowing(action)
-            )
-        )
-    )
+    members = Membership.objects.filter(workspace=OuterRef("workspace_id"), role__in=roles_allowing(action))
+    by_role = Q(Exists(members.filter(user_id=user.pk)))
     if action not in TAG_PERMISSIONS_FOR:
         return by_role
     codenames = TAG_PERMISSIONS_FOR[action]
@@ -350,6 +341,14 @@ def mfa_policy_refuses(user: Any, workspace: Workspace) -> bool:
     """Does the workspace's "require two-factor" policy refuse this signed-in user (one without a
     second factor) on its secrets, workflows and executions?"""
     return workspace.require_mfa and _is_signed_in(user) and not has_second_factor(user)
+
+
+def can_decide_approval(user: Any, execution: Any) -> bool:
+    """An owner or admin of the execution's workspace, by role (not a superuser's powers), other than its launcher."""
+    return (
+        role_allows(role_in(user, execution.workspace), Action.MANAGE_EXECUTIONS)
+        and user.pk != execution.launched_by_id
+    )
 
 
 def runner_session_may_call(

@@ -125,7 +125,7 @@ def test_every_list_of_the_api_is_a_page(alice, alice_api, team, make_user):
     create_secret(actor=alice, workspace=team, key="A", value="a", tags=TAGS[:40])
     create_secret(actor=alice, workspace=team, key="B", value="b", tags=TAGS[40:])
     tags = alice_api.get("/api/v1/workspaces/team/tags/?page=2").json()
-    assert (tags["count"], tags["pages"], tags["tags"]) == (51, 2, [{"name": "t50", "secrets": 1}])
+    assert (tags["count"], tags["pages"], tags["tags"]) == (51, 2, [{"name": "t50", "secrets": 1, "protected": False}])
     # Grants: 51 users granted "use" on one tag.
     for user in many_users(PAGE_SIZE + 1):
         grant_tag_permissions(

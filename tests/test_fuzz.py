@@ -124,6 +124,7 @@ class Seeded:
             "execution_id": self.execution_id,
             # The run's session: ending it (DELETE) finishes the run, which `restore` relaunches.
             "session_id": self.runner_session_id,
+            "approval_id": "1",
         }
         return {name: value for name, value in seeded.items() if f"{{{name}}}" in path}
 
@@ -286,6 +287,7 @@ VALID_BODIES: dict[str, Any] = {
     "create_workspace": {"slug": "swept", "name": "Swept"},
     "add_secret": {"key": "SWEPT", "value": "swept-value", "tags": ["env:swept"], "expires_at": "2099-01-01"},
     "add_tags": {"tags": ["env:swept"]},
+    "change_tag": {"protected": False},
     "grant": {"user": "bob", "permissions": ["view"]},
     "add_workflow": {"name": "swept", "definition": {"step": {"token": "${workflow.secrets.API_KEY}"}}},
     "launch": {"workflow": f"{TEAM}/{WORKFLOW}"},

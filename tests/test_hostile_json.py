@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 
 EXAMPLES = int(os.environ.get("HOSTILE_JSON_EXAMPLES", "40"))
 SEEDED_VALUE = "hostile-json-seeded-Qv3"
-PATH_VALUES = {"slug": "team", "key": "API_KEY", "tag": "env", "name": "nightly"}
+PATH_VALUES = {"slug": "team", "key": "API_KEY", "tag": "env", "name": "nightly", "approval_id": "1"}
 VALID = {
     "sign_in": {"username": "alice", "password": PASSWORD},
     "reauthenticate": {"password": PASSWORD},
@@ -39,6 +39,7 @@ VALID = {
     "add_secret": {"key": "NEW_KEY", "value": "v", "tags": ["env"], "expires_at": "2099-01-01"},
     "import_secrets": {"dotenv": "IMPORTED=1\n", "tags": [], "dry_run": True},
     "add_tags": {"tags": ["env"]},
+    "change_tag": {"protected": False},
     "look_up_value": {"value": "v"},
     "grant": {"user": "bob", "permissions": ["view"]},
     "add_workflow": {"name": "another", "definition": {"t": "${workflow.secrets.API_KEY}"}},

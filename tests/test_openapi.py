@@ -32,6 +32,7 @@ SAMPLE_PATH_VALUES = {
     "name": "nightly",
     "execution_id": "7b7c54a4-2c1e-4a41-9d5e-0e6b8c3f1a22",
     "session_id": "0d9a3c57-8e55-4a8f-b3a8-3f7c2f0b9d11",
+    "approval_id": "1",
 }
 SAFE_METHODS = {"get", "head", "options"}
 # `secrets/import/` answers POST (the import); its other methods are those of the secret whose key

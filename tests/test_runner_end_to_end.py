@@ -343,3 +343,23 @@ def _read_until(terminal: int, marker: bytes | None, timeout: float = 30) -> byt
             break
         received += chunk
     return received
+
+
+def test_a_real_runner_is_refused_undeclared_and_unapproved_protected_secrets(live_server, console, alice, bob, team):
+    from secrets_app.models import ExecutionApproval, Tag
+    from secrets_app.services.approvals import decide_approval
+    from secrets_app.services.workspaces import add_member
+
+    create_secret(actor=alice, workspace=team, key="UNDECLARED", value="never-read")
+    Tag.objects.filter(workspace=team, name="team:ops").update(protected=True)
+    add_member(actor=alice, workspace=team, username="bob", role="admin")
+    execution = console.launch("team", "team/nightly")
+    assert execution["status"] == "waiting_for_approval"
+    env = runner_env(live_server, execution["runner_session"])
+    outside = run_client("get", "UNDECLARED", **env)
+    assert outside["code"] == "outside_workflow_scope" and "never-read" not in str(outside)
+    waiting = run_client("get", "PEM_KEY", **env)
+    assert waiting["code"] == "approval_required"
+    assert run_client("get", "API_KEY", **env) == {"value": "team-api-key"}  # not protected
+    decide_approval(actor=bob, approval=ExecutionApproval.objects.get(), approve=True)
+    assert run_client("get", "PEM_KEY", **env) == {"value": PEM}

@@ -299,10 +299,12 @@ def test_a_grant_is_revoked_only_through_its_own_tag(alice, alice_api, bob, tagg
 def test_tags_api_lists_visible_tags_and_deletes(alice_api, alice, bob, bob_api, tagged):
     grant(alice, tagged, "team:ops", "view", user="bob")
     assert alice_api.get("/api/v1/workspaces/team/tags/").json()["tags"] == [
-        {"name": "team:data", "secrets": 1},
-        {"name": "team:ops", "secrets": 1},
+        {"name": "team:data", "secrets": 1, "protected": False},
+        {"name": "team:ops", "secrets": 1, "protected": False},
     ]
-    assert bob_api.get("/api/v1/workspaces/team/tags/").json()["tags"] == [{"name": "team:ops", "secrets": 1}]
+    assert bob_api.get("/api/v1/workspaces/team/tags/").json()["tags"] == [
+        {"name": "team:ops", "secrets": 1, "protected": False}
+    ]
     assert error_of(bob_api.delete("/api/v1/workspaces/team/tags/team:ops/")) == (403, "permission_denied")
     assert alice_api.delete("/api/v1/workspaces/team/tags/team:ops/").status_code == 204
     assert error_of(alice_api.delete("/api/v1/workspaces/team/tags/team:ops/")) == (404, "tag_not_found")

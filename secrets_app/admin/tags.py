@@ -16,6 +16,7 @@ from secrets_app.admin.base import ConsoleModelAdmin
 from secrets_app.http import client_ip
 from secrets_app.models import Tag, TagGroupObjectPermission, TagUserObjectPermission
 from secrets_app.permissions import Action
+from secrets_app.services.approvals import set_tag_protected
 from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
 
 
@@ -83,9 +84,9 @@ class AuditedGroupTagPermissionsForm(AuditedTagPermissionsMixin, AdminGroupObjec
 
 @admin.register(Tag)
 class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
-    list_display = ("name", "workspace", "secret_count", "created_at")
+    list_display = ("name", "workspace", "protected", "secret_count", "created_at")
     search_fields = ("name", "workspace__slug")
-    fields = ("name", "workspace", "created_at")
+    fields = ("name", "workspace", "protected", "created_at")
     readonly_fields = ("name", "workspace", "created_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -122,6 +123,13 @@ class TagAdmin(GuardedModelAdmin, ConsoleModelAdmin):
 
     def get_obj_perms_manage_group_form(self, request: HttpRequest) -> Any:
         return functools.partial(AuditedGroupTagPermissionsForm, request=request)
+
+    def save_model(self, request: HttpRequest, obj: Tag, form: Any, change: bool) -> None:
+        # The one field changed here, through the service that audits it.
+        if "protected" in form.changed_data:
+            wanted = obj.protected
+            obj.protected = not wanted
+            set_tag_protected(actor=request.user, tag=obj, protected=wanted, ip_address=client_ip(request))
 
     def delete_model(self, request: HttpRequest, obj: Tag) -> None:
         delete_tag(actor=request.user, tag=obj, ip_address=client_ip(request))

@@ -18,6 +18,7 @@ from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.grants import Grant, grants_in, tag_for, tags_visible_to
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.workspaces import workspace_for
+from secrets_app.services.approvals import set_tag_protected
 from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
 
 router = Router(tags=["tags and grants"], auth=session_auth)
@@ -39,6 +40,13 @@ class NewGrant(Schema):
 class TagCount(Schema):
     name: str
     secrets: int = Field(ge=0)
+    protected: bool = Field(description="Runs read its secrets only once another owner or admin approves.")
+
+
+class TagChange(Schema):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    protected: bool
 
 
 class TagList(Paged):
@@ -90,8 +98,26 @@ def grant_json(grant: Grant) -> dict[str, Any]:
 def list_tags(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
     found = paginate(tags_visible_to(request.user, workspace), page)
-    tags = [{"name": t["name"], "secrets": t["secret_count"]} for t in found]
+    tags = [{"name": t["name"], "secrets": t["secret_count"], "protected": t["protected"]} for t in found]
     return {"workspace": workspace.slug, **page_fields(found), "tags": tags}
+
+
+@router.patch(
+    f"{TAGS}{{tag}}/",
+    url_name="api-tag",
+    response=answers({200: TagCount}, *SIGNED_IN, *JSON_BODY, 404),
+    summary="Protect a tag (runs read its secrets only once another owner or admin approves), or stop",
+)
+@reauthentication_required
+def change_tag(request: HttpRequest, slug: PathSlug, tag: PathTag, change: TagChange = JsonBody(...)) -> Any:
+    workspace = workspace_for(request.user, slug)
+    found = set_tag_protected(
+        actor=request.user,
+        tag=tag_for(request.user, workspace, tag),
+        protected=change.protected,
+        ip_address=client_ip(request),
+    )
+    return {"name": found.name, "secrets": found.secret_tags.count(), "protected": found.protected}
 
 
 @router.delete(

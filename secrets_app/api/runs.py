@@ -49,7 +49,7 @@ router = Router(tags=["workflows and executions"], auth=session_auth)
 
 WORKFLOWS = "/workspaces/{slug:slug}/workflows/"
 EXECUTIONS = "/workspaces/{slug:slug}/executions/"
-ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired"])]
+ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired", "waiting_for_approval"])]
 
 
 class NewWorkflow(Schema):
@@ -132,6 +132,9 @@ class ExecutionOut(Schema):
     started_at: DateTime
     expires_at: DateTime
     finished_at: DateTime | None
+    protected_keys_awaiting_approval: list[str] = Field(
+        description="While waiting_for_approval: the protected keys its runner may not read until approved."
+    )
 
 
 class LaunchedExecution(ExecutionOut):
@@ -181,6 +184,9 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "started_at": execution.started_at.isoformat(),
         "expires_at": execution.expires_at.isoformat(),
         "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
+        "protected_keys_awaiting_approval": (
+            execution.approval.protected_keys if execution.display_status == "waiting_for_approval" else []
+        ),
     }
 
 

@@ -30,7 +30,7 @@ from secrets_app.services.sessions import revoke_other_sessions, revoke_session
 
 router = Router(tags=["sessions"])
 
-ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired"])]
+ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired", "waiting_for_approval"])]
 
 
 class SignIn(Schema):

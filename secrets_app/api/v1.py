@@ -23,7 +23,7 @@ from ninja.operation import Operation
 from ninja.renderers import JSONRenderer
 from pydantic import ConfigDict
 
-from secrets_app.api import grants, runner, runs, secrets, sessions, workspaces
+from secrets_app.api import approvals, grants, runner, runs, secrets, sessions, workspaces
 from secrets_app.api.handlers import install_error_handlers
 from secrets_app.api.responses import answers
 from secrets_app.error_responses import error_response
@@ -60,7 +60,7 @@ api = ConsoleAPI(
     urls_namespace="api-v1",
 )
 install_error_handlers(api)
-for domain in (sessions, workspaces, secrets, grants, runs, runner):
+for domain in (sessions, workspaces, secrets, grants, runs, approvals, runner):
     api.add_router("", domain.router)
 
 

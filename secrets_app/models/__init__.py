@@ -2,7 +2,7 @@
 imports them from here."""
 
 from secrets_app.models.audit import AuditEvent
-from secrets_app.models.runs import Execution, Workflow, WorkflowSecretReference
+from secrets_app.models.runs import Execution, ExecutionApproval, Workflow, WorkflowSecretReference
 from secrets_app.models.secrets import (
     IMMUTABLE_SECRET_FIELDS,
     Expiry,
@@ -20,6 +20,7 @@ __all__ = [
     "IMMUTABLE_SECRET_FIELDS",
     "AuditEvent",
     "Execution",
+    "ExecutionApproval",
     "Expiry",
     "ExpiryState",
     "Membership",

@@ -65,6 +65,11 @@ class AuditEvent(models.Model):
         FACTOR_REMOVED = "mfa.factor_removed", "Second factor removed"
         RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated", "Recovery codes regenerated"
         RECOVERY_CODE_USED = "mfa.recovery_code_used", "Recovery code used"
+        TAG_PROTECTED = "tag.protection_changed", "Tag protection changed"
+        APPROVAL_REQUESTED = "execution.approval_requested", "Approval requested for protected secrets"
+        APPROVAL_GRANTED = "execution.approved", "Execution approved"
+        APPROVAL_REJECTED = "execution.rejected", "Execution rejected"
+        APPROVAL_EXPIRED = "execution.approval_expired", "Approval request expired"
         USER_ACCESS_CHANGED = "user.access_changed", "User's access changed in the admin"
         PASSWORD_SET_BY_ADMIN = "user.password_set_by_admin", "Password set by an administrator"
 

@@ -87,4 +87,40 @@ class Execution(models.Model):
 
     @property
     def display_status(self) -> str:
-        return "expired" if self.is_expired else self.status
+        """Its status, or "expired", or "waiting_for_approval" while running with a pending request
+        to read protected secrets (select_related("approval") spares the query)."""
+        if self.is_expired:
+            return "expired"
+        if self.status == self.Status.RUNNING:
+            approval = getattr(self, "approval", None)  # None when it needs none (the accessor raises)
+            if approval is not None and approval.status == "pending":
+                return "waiting_for_approval"
+        return self.status
+
+
+class ExecutionApproval(models.Model):
+    """The approval an execution needs to read its protected secrets (those carrying a protected
+    tag): asked at launch, given or refused by an owner or admin other than the launcher; it lasts as
+    long as the execution. Lists the protected keys it wants, never a value."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired (the execution ended first)"
+
+    execution = models.OneToOneField(Execution, on_delete=models.CASCADE, related_name="approval")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    protected_keys = models.JSONField(default=list)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        indexes = [models.Index(fields=["status", "-requested_at"], name="approval_status_requested")]
+
+    def __str__(self) -> str:
+        return f"approval of {self.execution_id} ({self.status})"

@@ -25,6 +25,10 @@ class Tag(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tags")
     name = models.CharField(max_length=TAG_MAX_LENGTH, validators=[validate_tag_name])
+    protected = models.BooleanField(
+        default=False,
+        help_text="Runs read the secrets carrying it only once an owner or admin other than the launcher approves.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

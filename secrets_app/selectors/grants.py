@@ -28,15 +28,15 @@ TAG_MENU_SIZE = 100
 
 
 def tags_visible_to(user: Any, workspace: Workspace) -> QuerySet:
-    """Tags `user` may see, as rows of `name` and `secret_count`, sorted by name: every tag of the
+    """Tags `user` may see, as rows of `name`, `protected` and `secret_count`, sorted by name: every tag of the
     workspace for those who see every secret, else the tags on the secrets they reach, counting
     only those secrets (never hidden ones)."""
     if permissions.can(user, Action.VIEW_SECRETS, workspace):
-        return workspace.tags.values("name").annotate(secret_count=Count("secret_tags")).order_by("name")
+        return workspace.tags.values("name", "protected").annotate(secret_count=Count("secret_tags")).order_by("name")
     reached = permissions.granted_secret_ids(user, Action.VIEW_SECRETS, workspace)
     return (
         SecretTag.objects.filter(secret_id__in=reached)
-        .values(name=F("tag__name"))
+        .values(name=F("tag__name"), protected=F("tag__protected"))
         .annotate(secret_count=Count("pk"))
         .order_by("name")
     )

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from secrets_app import permissions
 from secrets_app.fields import SealedValue
-from secrets_app.models import Execution, Secret, WorkflowSecretReference, Workspace
+from secrets_app.models import Execution, ExecutionApproval, Secret, SecretTag, WorkflowSecretReference, Workspace
 from secrets_app.permissions import Action
 
 RUNNER_EXECUTION = "runner_execution"
@@ -107,8 +107,18 @@ class _RunnerReadQuery:
             declared = WorkflowSecretReference.objects.filter(
                 workflow__executions__pk=execution_id, key=OuterRef("key")
             )
-            secrets = secrets.annotate(execution_live=Exists(live), in_scope=Exists(declared))
-            columns += ["execution_live", "in_scope"]
+            # A secret carrying a protected tag, and whether this execution's approval was given.
+            protected = SecretTag.objects.filter(secret=OuterRef("pk"), tag__protected=True)
+            approved = ExecutionApproval.objects.filter(
+                execution_id=execution_id, status=ExecutionApproval.Status.APPROVED
+            )
+            secrets = secrets.annotate(
+                execution_live=Exists(live),
+                in_scope=Exists(declared),
+                protected=Exists(protected),
+                approved=Exists(approved),
+            )
+            columns += ["execution_live", "in_scope", "protected", "approved"]
         return secrets.values_list(*columns).order_by()
 
     def _compile(self, is_local: bool, key_count: int, with_values: bool) -> tuple[str, list[tuple[str, Any]]]:
@@ -168,6 +178,8 @@ class _RunnerReadQuery:
         secret.usable = bool(usable)
         secret.execution_live = is_local or bool(run[0])
         secret.in_scope = is_local or bool(run[1])
+        # A local run reads the user's own personal workspace: nobody else to approve it.
+        secret.awaits_approval = not is_local and bool(run[2]) and not bool(run[3])
         return secret
 
 

@@ -101,13 +101,13 @@ def workflows_using_key(workspace: Workspace, key: str, *, limit: int = WORKFLOW
 
 
 def executions_in(workspace: Workspace) -> QuerySet[Execution]:
-    return workspace.executions.select_related("launched_by").order_by("-started_at")
+    return workspace.executions.select_related("launched_by", "approval").order_by("-started_at")
 
 
 def execution_for(user: Any, execution_id: str) -> Execution:
     """An execution `user` can see (one in a workspace they see), or ExecutionNotFound."""
     try:
-        execution = Execution.objects.select_related("workspace", "launched_by").get(pk=execution_id)
+        execution = Execution.objects.select_related("workspace", "launched_by", "approval").get(pk=execution_id)
     except (Execution.DoesNotExist, ValidationError, ValueError, TypeError):
         raise ExecutionNotFound() from None
     if not Workspace.objects.filter(permissions.visible_workspaces_filter(user), pk=execution.workspace_id).exists():

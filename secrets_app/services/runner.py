@@ -16,6 +16,7 @@ from secrets_app import permissions
 from secrets_app.crypto import MAX_SEALING_OVERHEAD, DecryptionFailed
 from secrets_app.errors import (
     AccessDenied,
+    ApprovalRequired,
     OutsideWorkflowScope,
     ResolvedTooLarge,
     RunnerSessionEnded,
@@ -147,6 +148,8 @@ def _decide(context: RunnerContext, keys: list[str], found: dict[str, Secret]) -
             refused[key] = "permission_denied"
         elif not secret.in_scope:
             refused[key] = "outside_workflow_scope"
+        elif secret.awaits_approval:
+            refused[key] = "approval_required"
         elif secret.expires_at is not None:
             expiry = Expiry.of(secret.expires_at, grace_days=secret.grace_days, now=timezone.now())
             if not permissions.expiry_allows_use(expiry):
@@ -178,6 +181,11 @@ def _refusal(refused: dict[str, str], *, template: bool) -> Exception:
             return SecretNotFound(f"No secret {key} that this run may read.")
         if reason == "undecryptable":
             return DecryptionFailed()
+        if reason == "approval_required":
+            return ApprovalRequired(
+                f"Secret {key} is protected: an owner or admin other than the launcher must approve this run "
+                "(Developer Settings → Approvals)."
+            )
         if reason == "outside_workflow_scope":
             return OutsideWorkflowScope(
                 f"This run's workflow does not declare secret {key}: declare it (a ${{workflow.secrets.{key}}} "

@@ -20,7 +20,7 @@ from secrets_app.permissions import Action
 from secrets_app.placeholders import placeholders_in
 from secrets_app.selectors import runner as runner_selectors
 from secrets_app.selectors.sessions import session_store
-from secrets_app.services import audit
+from secrets_app.services import approvals, audit
 from secrets_app.strict_json import LONE_SURROGATE, NUL, unstorable_text
 from secrets_app.validators import SECRET_KEY_PATTERN, TEMPLATE_MAX_NAMES, validate_workflow_name
 
@@ -181,6 +181,9 @@ def launch_execution(
                 ip_address=ip_address,
                 detail={"workflow": workflow.reference, "expires_at": execution.expires_at.isoformat()},
             )
+            approvals.request_approval_if_needed(
+                actor=actor, execution=execution, workflow=workflow, ip_address=ip_address
+            )
     except Exception:
         session.delete()
         raise
@@ -201,6 +204,7 @@ def finish_execution(*, actor: Any, execution: Execution, ip_address: str | None
         if not running.exists():
             raise ExecutionNotRunning()
         end_runner_sessions(running, status=status)
+        approvals.expire_pending_approval(execution=execution)
         audit.record_event(
             action=AuditEvent.Action.EXECUTION_FINISHED,
             actor=actor,

@@ -16,6 +16,7 @@ from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.grants import grants_in, tag_for, tags_visible_to
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.workspaces import workspace_for
+from secrets_app.services.approvals import set_tag_protected
 from secrets_app.services.grants import delete_tag, grant_tag_permissions, revoke_tag_grant
 from secrets_app.views.base import console_view, developer_context, show_errors
 
@@ -79,4 +80,24 @@ def tag_delete(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
     found = tag_for(request.user, workspace, tag)
     delete_tag(actor=request.user, tag=found, ip_address=client_ip(request))
     messages.success(request, f"Tag {tag} deleted: it left its secrets, and its grants ended.")
+    return redirect("access", slug=workspace.slug)
+
+
+@console_view
+@require_POST
+@reauthentication_required
+def tag_protect(request: HttpRequest, slug: str, tag: str) -> HttpResponse:
+    """Protect a tag (runs read its secrets only once another owner or admin approves), or stop."""
+    workspace = workspace_for(request.user, slug)
+    protected = request.POST.get("protected") == "true"
+    set_tag_protected(
+        actor=request.user,
+        tag=tag_for(request.user, workspace, tag),
+        protected=protected,
+        ip_address=client_ip(request),
+    )
+    if protected:
+        messages.success(request, f"Tag {tag} is protected: runs read its secrets only once another admin approves.")
+    else:
+        messages.success(request, f"Tag {tag} is no longer protected.")
     return redirect("access", slug=workspace.slug)

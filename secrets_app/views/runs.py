@@ -15,9 +15,11 @@ from secrets_app.forms import LaunchForm, WorkflowRegisterForm
 from secrets_app.http import client_ip
 from secrets_app.permissions import Action
 from secrets_app.reauthentication import reauthentication_required
+from secrets_app.selectors.approvals import approval_for, approvals_in
 from secrets_app.selectors.pagination import paginate
 from secrets_app.selectors.runs import execution_for, executions_in, visible_keys, workflow_for, workflows_in
 from secrets_app.selectors.workspaces import workspace_for, workspace_menu
+from secrets_app.services.approvals import decide_approval
 from secrets_app.services.runs import delete_workflow, finish_execution, launch_execution, register_workflow
 from secrets_app.views.base import console_view, developer_context, show_errors
 
@@ -132,3 +134,31 @@ def execution_finish(request: HttpRequest, execution_id: str) -> HttpResponse:
             request, f"Execution of {ended.workflow_reference} {ended.status}; its runner session has ended."
         )
     return redirect("executions", slug=execution.workspace.slug)
+
+
+@console_view
+@require_GET
+def approvals_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """Owners and admins: the executions waiting to read protected secrets, to approve or reject."""
+    workspace = workspace_for(request.user, slug)
+    permissions.require(request.user, Action.MANAGE_EXECUTIONS, workspace)
+    page = paginate(approvals_in(workspace), request.GET.get("page"))
+    return render(request, "developer/approvals.html", developer_context(request, workspace, "approvals", page=page))
+
+
+@console_view
+@require_POST
+@reauthentication_required
+def approval_decide(request: HttpRequest, approval_id: str, decision: str) -> HttpResponse:
+    if decision not in ("approve", "reject"):
+        raise errors.ApprovalNotFound()
+    approval = approval_for(request.user, approval_id)
+    try:
+        decided = decide_approval(
+            actor=request.user, approval=approval, approve=decision == "approve", ip_address=client_ip(request)
+        )
+    except errors.ExecutionNotRunning as refusal:
+        messages.error(request, refusal.message)
+    else:
+        messages.success(request, f"Execution of {approval.execution.workflow_reference} {decided.status}.")
+    return redirect("approvals", slug=approval.execution.workspace.slug)

@@ -1,0 +1,132 @@
+"""Protected secrets need approval: a protected tag puts its secrets behind a second person."""
+
+from __future__ import annotations
+
+import pytest
+
+from secrets_app.models import AuditEvent, ExecutionApproval, Tag
+from secrets_app.services.runs import register_workflow
+from secrets_app.services.secrets import create_secret
+from tests.conftest import JsonClient, error_of
+from tests.test_runners import launch, read, runner_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def protected(alice, team):
+    create_secret(actor=alice, workspace=team, key="PROD_DB", value="prod-db-pass", tags=["env:prod"])
+    create_secret(actor=alice, workspace=team, key="API_KEY", value="api-v")
+    Tag.objects.filter(workspace=team, name="env:prod").update(protected=True)
+    return register_workflow(
+        actor=alice,
+        workspace=team,
+        name="deploy",
+        definition={"db": "${workflow.secrets.PROD_DB}", "k": "${workflow.secrets.API_KEY}"},
+    )
+
+
+def signed_in(username: str) -> JsonClient:
+    client = JsonClient()
+    assert client.login(username).status_code == 200
+    return client
+
+
+def test_a_protected_read_waits_for_another_admin(alice, bob, team, add_member, protected):
+    add_member(bob, "admin")
+    execution, session_key = launch(alice, team, protected)
+    runner = runner_client(session_key)
+    assert read(runner, "API_KEY").json()["value"] == "api-v"  # unprotected: no approval needed
+    assert error_of(read(runner, "PROD_DB")) == (403, "approval_required")
+    alice_api = signed_in("alice")
+    seen = alice_api.get(f"/api/v1/executions/{execution.id}/").json()
+    assert seen["status"] == "waiting_for_approval" and seen["protected_keys_awaiting_approval"] == ["PROD_DB"]
+
+    (pending,) = signed_in("bob").get(f"/api/v1/workspaces/{team.slug}/approvals/").json()["approvals"]
+    assert (pending["launched_by"], pending["protected_keys"], pending["status"]) == ("alice", ["PROD_DB"], "pending")
+    assert "prod-db-pass" not in str(pending)
+    # The launcher may not approve their own run.
+    refused = alice_api.post(f"/api/v1/approvals/{pending['id']}/approve/")
+    assert error_of(refused) == (403, "permission_denied")
+    approved = signed_in("bob").post(f"/api/v1/approvals/{pending['id']}/approve/")
+    assert approved.status_code == 200 and approved.json()["decided_by"] == "bob"
+    assert read(runner, "PROD_DB").json()["value"] == "prod-db-pass"
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"execution.approval_requested", "execution.approved"} <= actions
+
+
+def test_a_rejected_run_stays_refused_and_an_unfinished_request_expires(alice, bob, team, add_member, protected):
+    from secrets_app.services.runs import finish_execution
+
+    add_member(bob, "admin")
+    _, session_key = launch(alice, team, protected)
+    approval = ExecutionApproval.objects.get()
+    rejected = signed_in("bob").post(f"/api/v1/approvals/{approval.pk}/reject/")
+    assert rejected.json()["status"] == "rejected"
+    assert error_of(read(runner_client(session_key), "PROD_DB")) == (403, "approval_required")
+    again = signed_in("bob").post(f"/api/v1/approvals/{approval.pk}/approve/")
+    assert error_of(again)[0] == 409
+    second, _ = launch(alice, team, protected)
+    finish_execution(actor=alice, execution=second)
+    assert ExecutionApproval.objects.get(execution=second).status == "expired"
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.APPROVAL_EXPIRED, execution_id=second.id).exists()
+
+
+def test_owners_and_admins_protect_a_tag_audited(alice, bob, team, add_member):
+    add_member(bob, "member")
+    create_secret(actor=alice, workspace=team, key="K", value="v", tags=["pci"])
+    member = signed_in("bob").send("PATCH", f"/api/v1/workspaces/{team.slug}/tags/pci/", {"protected": True})
+    assert error_of(member) == (403, "permission_denied")
+    owner = signed_in("alice").send("PATCH", f"/api/v1/workspaces/{team.slug}/tags/pci/", {"protected": True})
+    assert owner.json() == {"name": "pci", "secrets": 1, "protected": True}
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TAG_PROTECTED)
+    assert event.detail == {"tag": "pci", "protected": True}
+    listed = signed_in("alice").get(f"/api/v1/workspaces/{team.slug}/tags/").json()["tags"]
+    assert listed == [{"name": "pci", "secrets": 1, "protected": True}]
+
+
+def test_a_member_cannot_list_or_decide_approvals(alice, bob, carol_member, team, protected):
+    launch(alice, team, protected)
+    approval = ExecutionApproval.objects.get()
+    assert error_of(carol_member.get(f"/api/v1/workspaces/{team.slug}/approvals/"))[0] == 403
+    assert error_of(carol_member.post(f"/api/v1/approvals/{approval.pk}/approve/"))[0] == 403
+    assert error_of(carol_member.post("/api/v1/approvals/٣/approve/"))[0] == 404
+
+
+@pytest.fixture
+def carol_member(make_user, add_member):
+    add_member(make_user("carol"), "member")
+    return signed_in("carol")
+
+
+def test_the_runner_read_still_costs_a_fixed_number_of_queries(alice, team, protected, django_assert_max_num_queries):
+    _, session_key = launch(alice, team, protected)
+    runner = runner_client(session_key)
+    read(runner, "API_KEY")
+    with django_assert_max_num_queries(4):
+        assert read(runner, "API_KEY").status_code == 200
+
+
+def test_the_pages_protect_a_tag_and_decide_a_request(alice, bob, team, add_member, protected):
+    from tests.conftest import signed_in_client
+
+    add_member(bob, "admin")
+    owner = signed_in_client(alice)
+    access = f"/settings/developer/{team.slug}/access/"
+    assert "protected</span>" in owner.get(access).content.decode()
+    response = owner.post(f"{access}tags/env:prod/protect/", {"protected": "false"})
+    assert response.status_code == 302 and not Tag.objects.get(name="env:prod").protected
+    owner.post(f"{access}tags/env:prod/protect/", {"protected": "true"})
+    assert Tag.objects.get(name="env:prod").protected
+    _, session_key = launch(alice, team, protected)
+    approval = ExecutionApproval.objects.get()
+    page = f"/settings/developer/{team.slug}/approvals/"
+    mine = owner.get(page).content.decode()
+    assert "PROD_DB" in mine and "You launched it" in mine and "prod-db-pass" not in mine
+    assert owner.post(f"/settings/approvals/{approval.pk}/approve/").status_code == 403
+    assert ExecutionApproval.objects.get().status == "pending"  # the launcher may not
+    admin = signed_in_client(bob)
+    assert admin.post(f"/settings/approvals/{approval.pk}/approve/").status_code == 302
+    assert ExecutionApproval.objects.get().status == "approved"
+    assert read(runner_client(session_key), "PROD_DB").json()["value"] == "prod-db-pass"
+    assert signed_in_client(bob).get(page).status_code == 200
