@@ -130,3 +130,27 @@ def test_the_pages_protect_a_tag_and_decide_a_request(alice, bob, team, add_memb
     assert ExecutionApproval.objects.get().status == "approved"
     assert read(runner_client(session_key), "PROD_DB").json()["value"] == "prod-db-pass"
     assert signed_in_client(bob).get(page).status_code == 200
+
+
+def test_a_members_stolen_session_cannot_read_a_protected_value_alone(alice, bob, team, add_member, protected):
+    """The end-to-end check: bob's session (fresh, so past re-authentication) launches and reads; the
+    protected value needs a second person, and bob cannot be that person."""
+    add_member(bob, "admin")
+    thief = signed_in("bob")
+    launched = thief.post(f"/api/v1/workspaces/{team.slug}/executions/", {"workflow": f"{team.slug}/deploy"})
+    assert launched.status_code == 201 and launched.json()["status"] == "waiting_for_approval"
+    runner = runner_client(launched.json()["runner_session"])
+    assert error_of(read(runner, "PROD_DB")) == (403, "approval_required")
+    (request,) = thief.get(f"/api/v1/workspaces/{team.slug}/approvals/").json()["approvals"]
+    assert error_of(thief.post(f"/api/v1/approvals/{request['id']}/approve/")) == (403, "permission_denied")
+    assert error_of(read(runner, "PROD_DB")) == (403, "approval_required")
+
+
+def test_the_launch_menu_says_which_workspaces_would_refuse_every_read(alice, team, protected):
+    from secrets_app.services.workspaces import create_team_workspace
+    from tests.conftest import signed_in_client
+
+    create_team_workspace(actor=alice, name="Other", slug="other")
+    page = signed_in_client(alice).get(f"/settings/developer/{team.slug}/workflows/").content.decode()
+    assert "Other (not its home: every read refused)" in page
+    assert "Team (not its home" not in page
