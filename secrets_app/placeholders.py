@@ -44,13 +44,23 @@ def substitute(document: Any, values: Mapping[str, str]) -> Any:
 HIDDEN_NAME = "(hidden)"
 
 
-def hide_names(document: Any, shown: set[str]) -> Any:
-    """A copy of `document` whose placeholders naming anything but `shown` read
-    `${workflow.secrets.(hidden)}`: a definition shown to someone who may not see those secrets."""
-    return substitute(
-        document,
-        {name: placeholder(name if name in shown else HIDDEN_NAME) for name in placeholders_in(document)},
-    )
+def hide_names(document: Any, hidden: set[str]) -> Any:
+    """A copy of `document` (keys and values) in which each name of `hidden` reads `(hidden)`,
+    wherever it appears: a definition shown to someone who may not see those secrets."""
+    if not hidden:
+        return document
+    pattern = re.compile("|".join(re.escape(name) for name in sorted(hidden, key=len, reverse=True)))
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub(HIDDEN_NAME, item)
+        if isinstance(item, Mapping):
+            return {walk(key): walk(value) for key, value in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(value) for value in item]
+        return item
+
+    return walk(document)
 
 
 def placeholder(name: str) -> str:

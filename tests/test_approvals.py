@@ -154,3 +154,76 @@ def test_the_launch_menu_says_which_workspaces_would_refuse_every_read(alice, te
     page = signed_in_client(alice).get(f"/settings/developer/{team.slug}/workflows/").content.decode()
     assert "Other (not its home: every read refused)" in page
     assert "Team (not its home" not in page
+
+
+# What an attacker tried (each once a hole)
+
+
+def test_a_member_cannot_lift_the_protection_by_untagging(alice, bob, team, add_member, protected):
+    add_member(bob, "member")
+    member = signed_in("bob")
+    untag = member.delete(f"/api/v1/workspaces/{team.slug}/secrets/PROD_DB/tags/env:prod/")
+    assert error_of(untag) == (403, "permission_denied")
+    assert Tag.objects.get(name="env:prod").secret_tags.filter(secret__key="PROD_DB").exists()
+
+
+def test_a_superuser_cannot_grant_themselves_access(make_user, team, alice):
+    root = make_user("root", is_staff=True, is_superuser=True)
+    create_secret(actor=alice, workspace=team, key="CI", value="plain-value", tags=["ci"])
+    client = signed_in("root")
+    answer = client.post(f"/api/v1/workspaces/{team.slug}/tags/ci/grants/", {"user": "root", "permissions": ["use"]})
+    assert error_of(answer) == (403, "permission_denied")
+    assert "grant themselves" in answer.json()["error"]["message"]
+    assert root.pk not in {grant.user_id for grant in Tag.objects.get(name="ci").user_grants.all()}
+
+
+def test_an_approval_covers_only_the_keys_its_approver_saw(alice, bob, team, add_member):
+    add_member(bob, "admin")
+    create_secret(actor=alice, workspace=team, key="LOW", value="low-v", tags=["low"])
+    create_secret(actor=alice, workspace=team, key="CROWN", value="crown-v", tags=["crown"])
+    Tag.objects.filter(name="low").update(protected=True)
+    workflow = register_workflow(actor=alice, workspace=team, name="w", definition={}, secrets=["LOW", "CROWN"])
+    _, session_key = launch(alice, team, workflow)
+    runner = runner_client(session_key)
+    approval = ExecutionApproval.objects.get()
+    assert signed_in("bob").post(f"/api/v1/approvals/{approval.pk}/approve/").status_code == 200
+    assert read(runner, "LOW").json()["value"] == "low-v"
+    Tag.objects.filter(name="crown").update(protected=True)  # protected after the approval
+    assert error_of(read(runner, "CROWN")) == (403, "approval_required")
+    # The refusal asks again, for both keys, so that someone can approve what they now see.
+    approval.refresh_from_db()
+    assert (approval.status, approval.protected_keys) == ("pending", ["CROWN", "LOW"])
+    assert error_of(read(runner, "LOW")) == (403, "approval_required")
+    signed_in("bob").post(f"/api/v1/approvals/{approval.pk}/approve/")
+    assert read(runner, "CROWN").json()["value"] == "crown-v"
+
+
+def test_a_viewer_sees_no_protected_key_names_of_a_waiting_execution(alice, bob, team, add_member, protected):
+    add_member(bob, "viewer")
+    launch(alice, team, protected)
+    (listed,) = signed_in("bob").get(f"/api/v1/workspaces/{team.slug}/executions/").json()["executions"]
+    assert listed["status"] == "waiting_for_approval"
+    assert listed["protected_keys_awaiting_approval"] == ["(hidden)"]
+
+
+def test_a_definition_hides_names_in_its_keys_too(alice, bob, team, add_member):
+    from secrets_app.placeholders import hide_names
+
+    document = {"env": {"PROD_DB_PASSWORD": "${workflow.secrets.PROD_DB_PASSWORD}"}, "${workflow.secrets.X}": 1}
+    assert hide_names(document, {"PROD_DB_PASSWORD", "X"}) == {
+        "env": {"(hidden)": "${workflow.secrets.(hidden)}"},
+        "${workflow.secrets.(hidden)}": 1,
+    }
+
+
+def test_a_runner_of_a_personal_workflow_does_not_learn_its_owners_name(alice):
+    create_secret(actor=alice, workspace=alice.personal_workspace, key="MINE", value="m")
+    workflow = register_workflow(
+        actor=alice, workspace=alice.personal_workspace, name="mine", definition={"m": "${workflow.secrets.MINE}"}
+    )
+    execution, session_key = launch(alice, alice.personal_workspace, workflow)
+    runner = runner_client(session_key)
+    who = runner.get("/api/v1/session/").json()["runner"]
+    seen = runner.get(f"/api/v1/executions/{execution.id}/").json()
+    assert (who["workflow"], who["workspace"]) == ("(personal)/mine", "(personal)")
+    assert "alice" not in str(who) and "alice" not in str(seen)

@@ -198,3 +198,14 @@ def test_with_mandatory_verification_the_api_refuses_an_unconfirmed_address(sett
     api.refresh_csrf()
     answer = api.post("/api/v1/session/", {"username": user.username, "password": PASSWORD})
     assert error_of(answer) == (403, "email_unverified")
+
+
+def test_account_settings_shows_your_own_security_log(alice):
+    from secrets_app.services.accounts import record_factor_added, record_reauthentication
+
+    record_factor_added(user=alice, factor="totp", ip_address="198.51.100.4")
+    record_reauthentication(user=alice, method="password")
+    page = signed_in_client(alice).get("/settings/account/").content.decode()
+    log = page.split('id="security-title"')[1]
+    assert "Second factor added (totp)" in log and "198.51.100.4" in log
+    assert "Identity confirmed for a sensitive action (password)" in log

@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest, HttpResponse
 
+from secrets_app.errors import AccessDenied
 from secrets_app.http import client_ip
 from secrets_app.services.accounts import after_password_set_by_admin, record_user_access_change
 
@@ -38,6 +39,9 @@ class AuditedUserAdmin(UserAdmin):
         related = [name for name in ACCESS_RELATIONS if name in form.fields]
         before = {name: set(getattr(form.instance, name).values_list("name", flat=True)) for name in related}
         super().save_related(request, form, formsets, change)
+        if form.instance.pk == request.user.pk and "groups" in form.changed_data:
+            # A group may hold tag grants: nobody joins one by their own admin powers (rolled back).
+            raise AccessDenied("You may not change your own groups: another administrator does that.")
         changes = dict(getattr(request, "_access_changes", {}))
         for name in related:
             after = set(getattr(form.instance, name).values_list("name", flat=True))

@@ -7,9 +7,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
 from pydantic import ConfigDict, Field, StrictInt, WithJsonSchema
 
+from secrets_app import permissions
 from secrets_app.api.auth import runner_session_auth, session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
+from secrets_app.api.sessions import anonymous_place
 from secrets_app.api.types import (
     DateTime,
     Paged,
@@ -24,7 +26,8 @@ from secrets_app.api.types import (
 )
 from secrets_app.http import client_ip
 from secrets_app.models import Execution, Workflow
-from secrets_app.placeholders import hide_names
+from secrets_app.permissions import Action
+from secrets_app.placeholders import HIDDEN_NAME, hide_names
 from secrets_app.reauthentication import reauthentication_required
 from secrets_app.selectors.pagination import PAGE_SIZE, page_fields, paginate
 from secrets_app.selectors.runner import RUNNER_EXECUTION
@@ -165,7 +168,7 @@ def workflow_json(user: Any, workflow: Workflow) -> dict[str, Any]:
         "reference": workflow.reference,
         "name": workflow.name,
         "workspace": workflow.workspace.slug,
-        "definition": hide_names(workflow.definition, set(seen.named)) if seen.hidden else workflow.definition,
+        "definition": hide_names(workflow.definition, seen.hidden_names),
         "secrets": seen.named,
         "hidden_secrets": seen.hidden,
         "missing_secrets": seen.missing,
@@ -174,7 +177,10 @@ def workflow_json(user: Any, workflow: Workflow) -> dict[str, Any]:
     }
 
 
-def execution_json(execution: Execution) -> dict[str, Any]:
+def execution_json(user: Any, execution: Execution) -> dict[str, Any]:
+    waiting = execution.approval.protected_keys if execution.display_status == "waiting_for_approval" else []
+    if waiting and not permissions.can(user, Action.VIEW_SECRETS, execution.home_workspace):
+        waiting = [HIDDEN_NAME] * len(waiting)  # names of secrets the caller may not see
     return {
         "id": str(execution.id),
         "workflow": execution.workflow_reference,
@@ -184,9 +190,7 @@ def execution_json(execution: Execution) -> dict[str, Any]:
         "started_at": execution.started_at.isoformat(),
         "expires_at": execution.expires_at.isoformat(),
         "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,
-        "protected_keys_awaiting_approval": (
-            execution.approval.protected_keys if execution.display_status == "waiting_for_approval" else []
-        ),
+        "protected_keys_awaiting_approval": waiting,
     }
 
 
@@ -252,7 +256,11 @@ def remove_workflow(request: HttpRequest, slug: PathSlug, name: PathWorkflowName
 def list_executions(request: HttpRequest, slug: PathSlug, page: PageNumber = None) -> dict[str, Any]:
     workspace = workspace_for(request.user, slug)
     found = paginate(executions_in(workspace), page)
-    return {"workspace": workspace.slug, **page_fields(found), "executions": [execution_json(e) for e in found]}
+    return {
+        "workspace": workspace.slug,
+        **page_fields(found),
+        "executions": [execution_json(request.user, e) for e in found],
+    }
 
 
 @router.post(
@@ -271,7 +279,7 @@ def launch(request: HttpRequest, slug: PathSlug, launch: Launch = JsonBody(...))
         lifetime_seconds=launch.lifetime,
         ip_address=client_ip(request),
     )
-    return Status(201, {**execution_json(execution), "runner_session": session_key})
+    return Status(201, {**execution_json(request.user, execution), "runner_session": session_key})
 
 
 @router.get(
@@ -282,12 +290,15 @@ def launch(request: HttpRequest, slug: PathSlug, launch: Launch = JsonBody(...))
     summary="One execution",
 )
 def get_execution(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
-    return _as_seen(request, execution_json(execution_for(request.user, execution_id)))
+    found = execution_for(request.user, execution_id)
+    return _as_seen(request, execution_json(request.user, found), found)
 
 
-def _as_seen(request: HttpRequest, answer: dict[str, Any]) -> dict[str, Any]:
+def _as_seen(request: HttpRequest, answer: dict[str, Any], execution: Execution) -> dict[str, Any]:
     """A runner session learns nothing of the user who launched it."""
-    return {**answer, "launched_by": None} if RUNNER_EXECUTION in request.session else answer
+    if RUNNER_EXECUTION not in request.session:
+        return answer
+    return {**answer, "launched_by": None, **anonymous_place(execution)}
 
 
 @router.post(
@@ -300,4 +311,4 @@ def _as_seen(request: HttpRequest, answer: dict[str, Any]) -> dict[str, Any]:
 def finish(request: HttpRequest, execution_id: PathUUID) -> dict[str, Any]:
     found = execution_for(request.user, execution_id)
     finished = finish_execution(actor=request.user, execution=found, ip_address=client_ip(request))
-    return _as_seen(request, execution_json(finished))
+    return _as_seen(request, execution_json(request.user, finished), finished)

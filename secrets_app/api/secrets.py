@@ -283,8 +283,9 @@ def refuse_update(request: HttpRequest, slug: PathSlug, key: PathSecretKey) -> H
     f"{SECRET}tags/",
     url_name="api-secret-tags",
     response=answers({200: SecretOut}, *SIGNED_IN, *JSON_BODY, 404),
-    summary="Add tags to a secret",
+    summary="Add tags to a secret (a tag with grants shares it: a recent re-authentication is needed)",
 )
+@reauthentication_required
 def add_tags(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tags: SecretTags = JsonBody(...)) -> Any:
     workspace = workspace_for(request.user, slug)
     found = secret_for(request.user, workspace, key)
@@ -298,6 +299,7 @@ def add_tags(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tags: Sec
     response=answers({204: None}, *SIGNED_IN, 400, 404),
     summary="Remove a tag from a secret",
 )
+@reauthentication_required
 def untag(request: HttpRequest, slug: PathSlug, key: PathSecretKey, tag: PathTag) -> HttpResponse:
     found = secret_for(request.user, workspace_for(request.user, slug), key)
     untag_secret(actor=request.user, secret=found, tag_name=tag, ip_address=client_ip(request))

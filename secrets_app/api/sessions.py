@@ -114,6 +114,14 @@ class SessionsEnded(Schema):
     ended: EndedCounts
 
 
+def anonymous_place(execution: Execution) -> dict[str, str]:
+    """Where a run is, as its runner may learn it: a personal workspace's slug and references are
+    made from its owner's username, so they read `(personal)` instead."""
+    if execution.workspace.is_personal:
+        return {"workflow": f"(personal)/{execution.workflow_reference.split('/', 1)[1]}", "workspace": "(personal)"}
+    return {"workflow": execution.workflow_reference, "workspace": execution.workspace.slug}
+
+
 def user_json(user: Any) -> dict[str, Any] | None:
     if not user.is_authenticated:
         return None
@@ -158,8 +166,7 @@ def who_am_i(request: HttpRequest) -> dict[str, Any]:
         execution = Execution.objects.select_related("workspace").get(pk=execution_id)
         runner = {
             "execution": str(execution.id),
-            "workflow": execution.workflow_reference,
-            "workspace": execution.workspace.slug,
+            **anonymous_place(execution),
             "expires_at": execution.expires_at.isoformat(),
         }
         return {"user": None, "runner": runner, "csrf_token": get_token(request)}

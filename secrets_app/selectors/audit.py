@@ -60,6 +60,29 @@ def audit_events_in(
     return events.only(*AUDIT_LIST_FIELDS).order_by("-at", "-id")
 
 
+# Your own account's events (sign-up, password, factors, confirmations, sessions), newest first.
+ACCOUNT_EVENTS_LISTED = 20
+ACCOUNT_ACTIONS = [
+    AuditEvent.Action.USER_SIGNED_UP,
+    AuditEvent.Action.PASSWORD_CHANGED,
+    AuditEvent.Action.PASSWORD_RESET,
+    AuditEvent.Action.PASSWORD_SET_BY_ADMIN,
+    AuditEvent.Action.REAUTHENTICATED,
+    AuditEvent.Action.FACTOR_ADDED,
+    AuditEvent.Action.FACTOR_REMOVED,
+    AuditEvent.Action.RECOVERY_CODES_REGENERATED,
+    AuditEvent.Action.RECOVERY_CODE_USED,
+    AuditEvent.Action.SESSION_REVOKED,
+    AuditEvent.Action.OTHER_SESSIONS_REVOKED,
+]
+
+
+def account_events_of(user: Any) -> list[AuditEvent]:
+    """The latest ACCOUNT_EVENTS_LISTED events of `user`'s own account (Account Settings → Security)."""
+    mine = AuditEvent.objects.filter(actor_id=user.pk, workspace__isnull=True, action__in=ACCOUNT_ACTIONS)
+    return list(mine.order_by("-id")[:ACCOUNT_EVENTS_LISTED])
+
+
 def _start_of(day: datetime.date) -> datetime.datetime:
     """Midnight starting `day` in the current (by default the site's) time zone."""
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))

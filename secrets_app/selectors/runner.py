@@ -4,12 +4,13 @@ one query that finds the secrets and decides permission, expiry and execution st
 from __future__ import annotations
 
 import datetime
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Length
 from django.utils import timezone
 
@@ -109,16 +110,17 @@ class _RunnerReadQuery:
             )
             # A secret carrying a protected tag, and whether this execution's approval was given.
             protected = SecretTag.objects.filter(secret=OuterRef("pk"), tag__protected=True)
+            # The keys an approval covers are those its approver saw: a key protected since is not.
             approved = ExecutionApproval.objects.filter(
                 execution_id=execution_id, status=ExecutionApproval.Status.APPROVED
-            )
+            ).values("protected_keys")[:1]
             secrets = secrets.annotate(
                 execution_live=Exists(live),
                 in_scope=Exists(declared),
                 protected=Exists(protected),
-                approved=Exists(approved),
+                approved_keys=Subquery(approved),
             )
-            columns += ["execution_live", "in_scope", "protected", "approved"]
+            columns += ["execution_live", "in_scope", "protected", "approved_keys"]
         return secrets.values_list(*columns).order_by()
 
     def _compile(self, is_local: bool, key_count: int, with_values: bool) -> tuple[str, list[tuple[str, Any]]]:
@@ -179,7 +181,10 @@ class _RunnerReadQuery:
         secret.execution_live = is_local or bool(run[0])
         secret.in_scope = is_local or bool(run[1])
         # A local run reads the user's own personal workspace: nobody else to approve it.
-        secret.awaits_approval = not is_local and bool(run[2]) and not bool(run[3])
+        secret.awaits_approval = False
+        if not is_local and run[2]:
+            approved_keys = json.loads(run[3]) if isinstance(run[3], (str, bytes)) else (run[3] or [])
+            secret.awaits_approval = key not in approved_keys
         return secret
 
 

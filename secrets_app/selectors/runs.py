@@ -73,8 +73,12 @@ class DeclaredKeys:
     many others are hidden from them, and which named ones are not in the workspace (`missing`)."""
 
     named: list[str]
-    hidden: int
+    hidden_names: set[str]
     missing: list[str]
+
+    @property
+    def hidden(self) -> int:
+        return len(self.hidden_names)
 
 
 def declared_keys_seen_by(user: Any, workflow: Workflow) -> DeclaredKeys:
@@ -83,9 +87,9 @@ def declared_keys_seen_by(user: Any, workflow: Workflow) -> DeclaredKeys:
     declared = declared_keys(workflow)
     visible = visible_keys(user, workflow.workspace, declared)
     if permissions.can(user, permissions.Action.VIEW_SECRETS, workflow.workspace):
-        return DeclaredKeys(named=declared, hidden=0, missing=sorted(set(declared) - visible))
+        return DeclaredKeys(named=declared, hidden_names=set(), missing=sorted(set(declared) - visible))
     named = [key for key in declared if key in visible]
-    return DeclaredKeys(named=named, hidden=len(declared) - len(named), missing=[])
+    return DeclaredKeys(named=named, hidden_names=set(declared) - visible, missing=[])
 
 
 def visible_keys(user: Any, workspace: Workspace, keys: list[str]) -> set[str]:

@@ -103,3 +103,33 @@ def expire_pending_approval(*, execution: Execution) -> None:
             execution_id=execution.id,
             detail={"workflow": execution.workflow_reference},
         )
+
+
+def request_approval_for_keys(*, execution_id: Any, keys: list[str], ip_address: str | None = None) -> None:
+    """A runner was refused protected keys (`approval_required`): make sure a pending request asks
+    for them, so that someone can approve. A key protected after launch opens a request; one not
+    covered by an approval given puts it back to pending with that key added (its approver saw a
+    smaller list). A rejected request stays rejected."""
+    with transaction.atomic():
+        execution = Execution.objects.select_related("workspace", "launched_by").get(pk=execution_id)
+        approval = ExecutionApproval.objects.select_for_update().filter(execution=execution).first()
+        if approval is not None and (
+            approval.status in (ExecutionApproval.Status.REJECTED, ExecutionApproval.Status.EXPIRED)
+            or (approval.status == ExecutionApproval.Status.PENDING and set(keys) <= set(approval.protected_keys))
+        ):
+            return
+        wanted = sorted(set(keys) | set(approval.protected_keys if approval else []))
+        if approval is None:
+            ExecutionApproval.objects.create(execution=execution, protected_keys=wanted)
+        else:
+            ExecutionApproval.objects.filter(pk=approval.pk).update(
+                status=ExecutionApproval.Status.PENDING, protected_keys=wanted, decided_by=None, decided_at=None
+            )
+        audit.record_event(
+            action=AuditEvent.Action.APPROVAL_REQUESTED,
+            actor=execution.launched_by,
+            workspace=execution.workspace,
+            execution_id=execution.id,
+            ip_address=ip_address,
+            detail={"workflow": execution.workflow_reference, "protected_keys": wanted},
+        )

@@ -13,7 +13,7 @@ from django.db import transaction
 from guardian.shortcuts import assign_perm, get_group_perms, get_user_perms, remove_perm
 
 from secrets_app import permissions
-from secrets_app.errors import GrantExists, GrantNotFound, GroupNotFound, InvalidOperation, UserNotFound
+from secrets_app.errors import AccessDenied, GrantExists, GrantNotFound, GroupNotFound, InvalidOperation, UserNotFound
 from secrets_app.models import AuditEvent, Tag, TagGroupObjectPermission, TagUserObjectPermission, Workspace
 from secrets_app.permissions import Action
 from secrets_app.services import audit
@@ -79,6 +79,10 @@ def grant_tag_permissions(
     except ValidationError as error:
         raise ValidationError({"tag": error}) from None
     grantee = _tag_grantee(username=username, group_name=group_name)
+    reaches_actor = grantee.pk == actor.pk if username else grantee.user_set.filter(pk=actor.pk).exists()
+    if reaches_actor and not permissions.role_allows(permissions.role_in(actor, workspace), Action.MANAGE_GRANTS):
+        # Superuser powers administer; they never grant their holder access (and so values).
+        raise AccessDenied("Superusers administer workspaces; they do not grant themselves access.")
     grantee_field = {"user": grantee.get_username()} if username else {"group": grantee.name}
     with transaction.atomic():
         tag, _ = Tag.objects.get_or_create(workspace=workspace, name=tag_name)

@@ -29,7 +29,7 @@ from secrets_app.errors import (
 from secrets_app.models import AuditEvent, Execution, Expiry, ExpiryState, Secret
 from secrets_app.placeholders import Template, json_string_size
 from secrets_app.selectors.runner import RunnerContext, keys_visible_to_runner, sealed_values, secrets_for_runner
-from secrets_app.services import audit
+from secrets_app.services import approvals, audit
 from secrets_app.validators import SECRET_KEY_PATTERN, TEMPLATE_MAX_NAMES, printable_key
 
 
@@ -117,6 +117,9 @@ def read_secrets_for_runner(
             refused = dict.fromkeys(keys, "resolved_too_large")
     if refused:
         _record_refusal(context, refused, ip_address=ip_address)
+        awaiting = [key for key, reason in refused.items() if reason == "approval_required"]
+        if awaiting:
+            approvals.request_approval_for_keys(execution_id=context.execution_id, keys=awaiting, ip_address=ip_address)
         raise _refusal(refused, template=template is not None)
     audit.record_events(
         [

@@ -346,8 +346,12 @@ def tag_secret(*, actor: Any, secret: Secret, tag_names: Iterable[str], ip_addre
 
 
 def untag_secret(*, actor: Any, secret: Secret, tag_name: str, ip_address: str | None = None) -> None:
-    """Remove one tag from a secret; the access the tag gave to it ends at once."""
+    """Remove one tag from a secret; the access the tag gave to it ends at once. A protected tag
+    (approvals) comes off only by whoever may protect tags: else a member could lift the second
+    person's check by untagging."""
     permissions.require_on_secret(actor, Action.TAG_SECRET, secret)
+    if TAG_PATTERN.fullmatch(tag_name) and secret.tags.filter(name=tag_name, protected=True).exists():
+        permissions.require(actor, Action.MANAGE_GRANTS, secret.workspace)
     with transaction.atomic():
         removed = 0
         if TAG_PATTERN.fullmatch(tag_name):  # a malformed name is on no secret (and may hold NUL)

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from secrets_app.forms import ProfileForm
 from secrets_app.http import client_ip
+from secrets_app.selectors.audit import account_events_of
 from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.accounts import update_profile
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
@@ -35,7 +36,12 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Profile saved.")
         return redirect("account-settings")
     sessions = sessions_of(request.user, current_session_key=request.session.session_key, page=request.GET.get("page"))
-    context = {"form": form, "section": "profile", "sessions": sessions}
+    context = {
+        "form": form,
+        "section": "profile",
+        "sessions": sessions,
+        "account_events": account_events_of(request.user),
+    }
     return render(request, "account/profile.html", context, status=400 if form.errors else 200)
 
 

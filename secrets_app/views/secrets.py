@@ -165,6 +165,7 @@ def secret_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 
 @console_view
 @require_POST
+@reauthentication_required
 def secret_tags_add(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     secret = secret_for(request.user, workspace, key)
@@ -186,6 +187,7 @@ def secret_tags_add(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 
 @console_view
 @require_POST
+@reauthentication_required
 def secret_tag_remove(request: HttpRequest, slug: str, key: str, tag: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     secret = secret_for(request.user, workspace, key)
