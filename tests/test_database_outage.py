@@ -227,18 +227,21 @@ class Caller:
 
 
 def sign_up(app: AppServer, username: str) -> Caller:
-    """A browser that signed up through the sign-up form (and so is signed in)."""
+    """A browser that signed up through the sign-up form (as `<username>@example.com`), then signed in."""
     browser = Caller(app)
     assert browser.get("/accounts/signup/").status == 200
-    form = {"username": username, "email": "", "password1": PASSWORD, "password2": PASSWORD}
+    email = f"{username}@example.com"
+    form = {"email": email, "password1": PASSWORD, "password2": PASSWORD}
     assert browser.post("/accounts/signup/", form=form).status == 302
+    assert browser.get("/accounts/login/").status == 200
+    assert browser.post("/accounts/login/", form={"login": email, "password": PASSWORD}).status == 302
     return browser
 
 
 def api_sign_in(app: AppServer, username: str) -> Caller:
     api = Caller(app)
     api.get("/api/v1/session/")
-    answer = api.post("/api/v1/session/", {"username": username, "password": PASSWORD})
+    answer = api.post("/api/v1/session/", {"username": f"{username}@example.com", "password": PASSWORD})
     assert answer.status == 200, answer.text
     return api
 
@@ -282,7 +285,7 @@ def test_with_postgresql_stopped_every_endpoint_answers_503_and_everything_works
     runner = Caller(server, launched.json()["runner_session"])
     assert runner.get("/api/v1/session/").status == 200  # its CSRF cookie, for the template below
     assert runner.get("/api/v1/runner/secrets/BEFORE/").json()["value"] == VALUE
-    stranger, credentials = Caller(server), {"username": "outage-user", "password": PASSWORD}
+    stranger, credentials = Caller(server), {"login": "outage-user@example.com", "password": PASSWORD}
     assert stranger.get("/accounts/login/").status == 200  # its CSRF cookie, for the sign-in below
     events_before = audit_events(postgres)
     workers = server.worker_pids()
@@ -299,7 +302,10 @@ def test_with_postgresql_stopped_every_endpoint_answers_503_and_everything_works
             "runner template": (runner.post("/api/v1/runner/resolve/", definition), False),
             "admin": (browser.get("/admin/"), True),
             "sign-in form": (stranger.post("/accounts/login/", form=credentials), True),
-            "API sign-in": (stranger.post("/api/v1/session/", credentials), False),
+            "API sign-in": (
+                stranger.post("/api/v1/session/", {"username": credentials["login"], "password": PASSWORD}),
+                False,
+            ),
         }
         for name, (answer, page) in during.items():
             try:
