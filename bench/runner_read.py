@@ -224,15 +224,19 @@ def start_gunicorn(env: dict[str, str], workers: int, tree: Path = ROOT) -> tupl
 LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, session: str, seconds: int, connections: int) -> LoadResult:
+def wrk(url: str, session: str, seconds: int, connections: int, *, warm_up: bool = False) -> LoadResult:
+    """`connections` clients on `url` for `seconds`. A warm-up round (each worker's first requests
+    load the application and prepare its statements, seconds on PostgreSQL) may time out; a
+    measured round may not."""
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    command += ["--timeout", "30s"] if warm_up else []
     command += ["-H", f"Cookie: sessionid={session}", url]
     output = subprocess.run(command, check=True, text=True, capture_output=True).stdout
-    if "Non-2xx" in output or "Socket errors" in output:
+    if "Non-2xx" in output or ("Socket errors" in output and not warm_up):
         raise SystemExit(f"wrk saw failed requests against {url}:\n{output}")
 
     def latency(percentile: str) -> float:
-        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)$", output, re.M).groups()
+        value, unit = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M).groups()
         return float(value) * LATENCY_UNITS[unit]
 
     rate = float(re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M).group(1))
@@ -265,8 +269,8 @@ def bench_database(
         samples: dict[str, tuple[list[LoadResult], list[LoadResult]]] = {label: ([], []) for label in trees}
         try:
             for _, base in servers.values():
-                wrk(base + main["path"], main["session"], 2, options.connections)  # warm every worker
-                wrk(base + "/api/v1/runner/ping/", main["session"], 2, options.connections)
+                wrk(base + main["path"], main["session"], 2, options.connections, warm_up=True)  # every worker
+                wrk(base + "/api/v1/runner/ping/", main["session"], 2, options.connections, warm_up=True)
             for round_number in range(options.rounds):
                 print(
                     f"[{name}] {workers} workers, load round {round_number + 1}/{options.rounds} ...", file=sys.stderr
