@@ -227,3 +227,13 @@ def test_a_runner_of_a_personal_workflow_does_not_learn_its_owners_name(alice):
     seen = runner.get(f"/api/v1/executions/{execution.id}/").json()
     assert (who["workflow"], who["workspace"]) == ("(personal)/mine", "(personal)")
     assert "alice" not in str(who) and "alice" not in str(seen)
+
+
+def test_a_superuser_is_offered_no_decision(make_user, alice, team, protected):
+    from tests.conftest import signed_in_client
+
+    launch(alice, team, protected)
+    root = signed_in_client(make_user("root", is_staff=True, is_superuser=True))
+    page = root.get(f"/settings/developer/{team.slug}/approvals/").content.decode()
+    assert "PROD_DB" in page and ">Approve</button>" not in page
+    assert "An owner or admin of this workspace decides." in page

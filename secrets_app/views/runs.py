@@ -143,6 +143,8 @@ def approvals_page(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = workspace_for(request.user, slug)
     permissions.require(request.user, Action.MANAGE_EXECUTIONS, workspace)
     page = paginate(approvals_in(workspace), request.GET.get("page"))
+    for approval in page:
+        approval.you_may_decide = permissions.can_decide_approval(request.user, approval.execution)
     return render(request, "developer/approvals.html", developer_context(request, workspace, "approvals", page=page))
 
 
