@@ -206,6 +206,7 @@ def test_account_settings_shows_your_own_security_log(alice):
     record_factor_added(user=alice, factor="totp", ip_address="198.51.100.4")
     record_reauthentication(user=alice, method="password")
     page = signed_in_client(alice).get("/settings/account/").content.decode()
+    assert "<title>Profile · Secrets Console</title>" in page and page.count('id="security-title"') == 1
     log = page.split('id="security-title"')[1]
     assert "Second factor added (totp)" in log and "198.51.100.4" in log
     assert "Identity confirmed for a sensitive action (password)" in log
