@@ -1,7 +1,7 @@
 """Workflows and executions: register and delete workflows, launch one (answering its runner
 session), see and finish executions."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
@@ -14,6 +14,7 @@ from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
 from secrets_app.api.sessions import anonymous_place
 from secrets_app.api.types import (
     DateTime,
+    ExecutionStatus,
     Paged,
     PageNumber,
     PathSlug,
@@ -52,7 +53,6 @@ router = Router(tags=["workflows and executions"], auth=session_auth)
 
 WORKFLOWS = "/workspaces/{slug:slug}/workflows/"
 EXECUTIONS = "/workspaces/{slug:slug}/executions/"
-ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired", "waiting_for_approval"])]
 
 
 class NewWorkflow(Schema):

@@ -15,7 +15,16 @@ from pydantic import ConfigDict, Field
 from secrets_app.api.auth import session_auth
 from secrets_app.api.parsing import JsonBody
 from secrets_app.api.responses import JSON_BODY, SIGNED_IN, answers
-from secrets_app.api.types import DateTime, Paged, PageNumber, PathUUID, Text, UUIDText, WorkflowReference
+from secrets_app.api.types import (
+    DateTime,
+    ExecutionStatus,
+    Paged,
+    PageNumber,
+    PathUUID,
+    Text,
+    UUIDText,
+    WorkflowReference,
+)
 from secrets_app.error_responses import error_response
 from secrets_app.errors import MfaRequired
 from secrets_app.http import client_ip
@@ -29,8 +38,6 @@ from secrets_app.selectors.sessions import session_for, sessions_of
 from secrets_app.services.sessions import revoke_other_sessions, revoke_session
 
 router = Router(tags=["sessions"])
-
-ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired", "waiting_for_approval"])]
 
 
 class SignIn(Schema):

@@ -9,7 +9,7 @@ nothing, so it is answered 404 like any other unknown name.
 import datetime
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -17,7 +17,7 @@ from ninja import Schema
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from secrets_app.models import Workspace
+from secrets_app.models import Execution, Workspace
 from secrets_app.strict_json import LONE_SURROGATE, NUL, text_problem
 from secrets_app.validators import (
     EXPIRED_SECRET_GRACE_MAX_DAYS,
@@ -211,3 +211,7 @@ class Paged(Schema):
     count: int = Field(ge=0, description="Rows in all.")
     page: int = Field(ge=1)
     pages: int = Field(ge=1)
+
+
+# An execution's status as the API shows it (`Execution.display_status`).
+ExecutionStatus = Literal[tuple([*Execution.Status.values, "expired", "waiting_for_approval"])]

@@ -46,6 +46,11 @@ def request_approval_if_needed(
     if not keys:
         return None
     approval = ExecutionApproval.objects.create(execution=execution, protected_keys=keys)
+    _record_request(actor=actor, execution=execution, keys=keys, ip_address=ip_address)
+    return approval
+
+
+def _record_request(*, actor: Any, execution: Execution, keys: list[str], ip_address: str | None) -> None:
     audit.record_event(
         action=AuditEvent.Action.APPROVAL_REQUESTED,
         actor=actor,
@@ -54,7 +59,6 @@ def request_approval_if_needed(
         ip_address=ip_address,
         detail={"workflow": execution.workflow_reference, "protected_keys": keys},
     )
-    return approval
 
 
 def decide_approval(
@@ -125,11 +129,4 @@ def request_approval_for_keys(*, execution_id: Any, keys: list[str], ip_address:
             ExecutionApproval.objects.filter(pk=approval.pk).update(
                 status=ExecutionApproval.Status.PENDING, protected_keys=wanted, decided_by=None, decided_at=None
             )
-        audit.record_event(
-            action=AuditEvent.Action.APPROVAL_REQUESTED,
-            actor=execution.launched_by,
-            workspace=execution.workspace,
-            execution_id=execution.id,
-            ip_address=ip_address,
-            detail={"workflow": execution.workflow_reference, "protected_keys": wanted},
-        )
+        _record_request(actor=execution.launched_by, execution=execution, keys=wanted, ip_address=ip_address)

@@ -106,19 +106,9 @@ def set_expired_secret_grace(*, actor: Any, workspace: Workspace, days: int, ip_
         validate_expired_secret_grace_days(days)
     except ValidationError as error:
         raise ValidationError({"expired_secret_grace_days": error.error_list}) from None
-    previous = Workspace.objects.values_list("expired_secret_grace_days", flat=True).get(pk=workspace.pk)
-    workspace.expired_secret_grace_days = days
-    if previous == days:
-        return
-    with transaction.atomic():
-        workspace.save(update_fields=["expired_secret_grace_days"])
-        audit.record_event(
-            action=AuditEvent.Action.WORKSPACE_SETTINGS_CHANGED,
-            actor=actor,
-            workspace=workspace,
-            ip_address=ip_address,
-            detail={"expired_secret_grace_days": {"from": previous, "to": days}},
-        )
+    _change_setting(
+        actor=actor, workspace=workspace, field="expired_secret_grace_days", value=days, ip_address=ip_address
+    )
 
 
 def set_mfa_policy(*, actor: Any, workspace: Workspace, required: bool, ip_address: str | None = None) -> None:
@@ -130,18 +120,24 @@ def set_mfa_policy(*, actor: Any, workspace: Workspace, required: bool, ip_addre
         raise InvalidOperation("A personal workspace has no policy: it is yours alone.")
     if required and not permissions.has_second_factor(actor):
         raise InvalidOperation("Add a second factor to your own account first: the policy would lock you out.")
-    previous = Workspace.objects.values_list("require_mfa", flat=True).get(pk=workspace.pk)
-    workspace.require_mfa = required
-    if previous == required:
+    _change_setting(actor=actor, workspace=workspace, field="require_mfa", value=required, ip_address=ip_address)
+
+
+def _change_setting(*, actor: Any, workspace: Workspace, field: str, value: Any, ip_address: str | None) -> None:
+    """Set one setting of the workspace and audit it from what the database held; nothing is
+    written (nor audited) when it already holds `value`."""
+    previous = Workspace.objects.values_list(field, flat=True).get(pk=workspace.pk)
+    setattr(workspace, field, value)
+    if previous == value:
         return
     with transaction.atomic():
-        workspace.save(update_fields=["require_mfa"])
+        workspace.save(update_fields=[field])
         audit.record_event(
             action=AuditEvent.Action.WORKSPACE_SETTINGS_CHANGED,
             actor=actor,
             workspace=workspace,
             ip_address=ip_address,
-            detail={"require_mfa": {"from": previous, "to": required}},
+            detail={field: {"from": previous, "to": value}},
         )
 
 
